@@ -1,0 +1,95 @@
+# login-scorer: every command a user or CI needs.
+#
+#   make serve   install what is missing, build, serve the shipped bundle on 127.0.0.1:8080
+#   make test    lint and every test (what CI runs)
+#
+# Python lives in .venv (created on first use); the service loads ONNX Runtime
+# from the onnxruntime wheel installed there, so nothing downloads at run time.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MODEL_NAME ?= rba-autoencoder
+MODEL_ROOT ?= artifacts/$(MODEL_NAME)
+LISTEN ?= 127.0.0.1:8080
+SEED ?= 42
+ROWS ?= 2000000
+TAKEOVERS ?= 400
+DATA ?= data/generated/rba-$(ROWS).csv.gz
+KIND ?= autoencoder
+EPOCHS ?= 30
+BATCH_SIZE ?= 1024
+
+# Resolved when a recipe runs, after the runtime wheel is installed.
+ORT_DYLIB_PATH ?= $(firstword $(wildcard \
+	$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1))
+export ORT_DYLIB_PATH
+
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+TRAINING_STAMP := $(VENV)/.training-installed
+
+.PHONY: help setup setup-training build serve data train test lint fmt \
+	test-python test-rust clean
+
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+
+# The service only needs ONNX Runtime; training needs the whole stack.
+$(RUNTIME_STAMP): training/requirements-runtime.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -r training/requirements-runtime.txt
+	touch $@
+
+$(TRAINING_STAMP): training/requirements.txt training/pyproject.toml $(RUNTIME_STAMP)
+	$(VENV)/bin/pip install --quiet -r training/requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e training
+	touch $@
+
+setup: $(RUNTIME_STAMP)
+
+setup-training: $(TRAINING_STAMP)
+
+build:
+	cargo build --release --locked
+
+serve: setup build
+	./target/release/login-scorer serve --listen $(LISTEN) --model-root $(MODEL_ROOT)
+
+data: setup-training
+	$(PY) -m login_scorer_training generate --rows $(ROWS) --takeovers $(TAKEOVERS) \
+		--seed $(SEED) --output $(DATA)
+
+train: setup-training
+	@if [ ! -f "$(DATA)" ]; then $(MAKE) --no-print-directory data; fi
+	$(PY) -m login_scorer_training train --data $(DATA) --model-root $(MODEL_ROOT) \
+		--kind $(KIND) --epochs $(EPOCHS) --batch-size $(BATCH_SIZE) --seed $(SEED)
+
+lint: setup-training
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings
+	$(VENV)/bin/ruff check training
+	$(VENV)/bin/ruff format --check training
+
+fmt: setup-training
+	cargo fmt
+	$(VENV)/bin/ruff format training
+	$(VENV)/bin/ruff check --fix training
+
+test-python: setup-training
+	$(PY) -m pytest training/tests -q
+
+test-rust: setup
+	cargo nextest run --locked --no-fail-fast
+
+test: lint test-python test-rust
+
+clean:
+	cargo clean
+	rm -rf $(VENV) data/generated
