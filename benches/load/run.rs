@@ -1,0 +1,226 @@
+//! The connections that send the load: closed loop (send, wait, send) or
+//! open loop (a pacer thread releases requests on a fixed schedule).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Client, Url};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::report::{ConnectionTally, Outcome};
+
+/// Pause after a transport failure so a dead server is not polled in a hot loop.
+const FAILURE_BACKOFF: Duration = Duration::from_millis(1);
+
+/// Everything a run needs, fixed before it starts.
+pub struct Plan {
+    pub url: Url,
+    pub bodies: Vec<Bytes>,
+    pub connections: usize,
+    pub warmup: Duration,
+    pub measure: Duration,
+    pub max_requests: Option<u64>,
+    pub rate_per_s: Option<f64>,
+    pub timeout: Duration,
+}
+
+/// What the connections measured, and how many scheduled requests (open loop)
+/// were still waiting for a free connection when the window closed.
+pub struct RunResult {
+    pub tallies: Vec<ConnectionTally>,
+    pub missed: u64,
+}
+
+/// Which part of the run a request belongs to.
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Warmup,
+    Measured,
+    Over,
+}
+
+struct Shared {
+    plan: Plan,
+    measure_start: Instant,
+    deadline: Instant,
+    next_body: AtomicUsize,
+    measured_sent: AtomicU64,
+    missed: AtomicU64,
+}
+
+impl Shared {
+    /// The phase of a request sent (or scheduled) at `at`; claims one of the
+    /// `--requests` slots when it is measured.
+    fn claim(&self, at: Instant) -> Phase {
+        if at >= self.deadline {
+            return Phase::Over;
+        }
+        if at < self.measure_start {
+            return Phase::Warmup;
+        }
+        match self.plan.max_requests {
+            Some(cap) if self.measured_sent.fetch_add(1, Ordering::Relaxed) >= cap => Phase::Over,
+            _ => Phase::Measured,
+        }
+    }
+
+    fn next_body(&self) -> Bytes {
+        let index = self.next_body.fetch_add(1, Ordering::Relaxed);
+        self.plan.bodies[index % self.plan.bodies.len()].clone()
+    }
+}
+
+/// One HTTP/1.1 client per connection, so each task keeps exactly one
+/// keep-alive connection of its own.
+pub fn connection_client(timeout: Duration) -> anyhow::Result<Client> {
+    Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Sends one event and reads the whole answer, so the connection can be reused.
+pub async fn send(client: &Client, url: &Url, body: Bytes) -> (Outcome, Bytes) {
+    let sent = client
+        .post(url.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) => return (transport_outcome(&error), Bytes::new()),
+    };
+    let status = response.status().as_u16();
+    match response.bytes().await {
+        Ok(answer) => (Outcome::Status(status), answer),
+        Err(error) => (transport_outcome(&error), Bytes::new()),
+    }
+}
+
+fn transport_outcome(error: &reqwest::Error) -> Outcome {
+    if error.is_timeout() {
+        Outcome::Timeout
+    } else if error.is_connect() {
+        Outcome::Connect
+    } else {
+        Outcome::Transport
+    }
+}
+
+/// Runs the plan to its end: the deadline, or the request cap, whichever
+/// comes first. A hard time limit covers a server that stops answering.
+pub async fn run(plan: Plan) -> anyhow::Result<RunResult> {
+    let start = Instant::now();
+    let measure_start = start + plan.warmup;
+    let deadline = measure_start + plan.measure;
+    let hard_limit = plan.warmup + plan.measure + plan.timeout + Duration::from_secs(10);
+    let shared = Arc::new(Shared {
+        measure_start,
+        deadline,
+        next_body: AtomicUsize::new(0),
+        measured_sent: AtomicU64::new(0),
+        missed: AtomicU64::new(0),
+        plan,
+    });
+
+    let tickets = shared
+        .plan
+        .rate_per_s
+        .map(|rate| start_pacer(start, deadline, rate));
+    let mut connections = tokio::task::JoinSet::new();
+    for _ in 0..shared.plan.connections {
+        let client = connection_client(shared.plan.timeout)?;
+        let shared = Arc::clone(&shared);
+        match &tickets {
+            Some(tickets) => connections.spawn(open_loop(shared, client, Arc::clone(tickets))),
+            None => connections.spawn(closed_loop(shared, client)),
+        };
+    }
+    drop(tickets);
+
+    let joined = tokio::time::timeout(hard_limit, connections.join_all()).await;
+    let Ok(tallies) = joined else {
+        bail!("the run did not finish within {hard_limit:?}; is the server hung?");
+    };
+    Ok(RunResult {
+        tallies,
+        missed: shared.missed.load(Ordering::Relaxed),
+    })
+}
+
+async fn closed_loop(shared: Arc<Shared>, client: Client) -> ConnectionTally {
+    let mut tally = ConnectionTally::new();
+    loop {
+        let sent = Instant::now();
+        let phase = shared.claim(sent);
+        if phase == Phase::Over {
+            break;
+        }
+        let (outcome, _) = send(&client, &shared.plan.url, shared.next_body()).await;
+        if phase == Phase::Measured {
+            tally.record(outcome, sent.elapsed());
+        }
+        if outcome.is_transport_failure() {
+            tokio::time::sleep(FAILURE_BACKOFF).await;
+        }
+    }
+    tally
+}
+
+type Tickets = Arc<Mutex<mpsc::UnboundedReceiver<Instant>>>;
+
+/// Releases one ticket per scheduled send time until the deadline, from an OS
+/// thread: tokio's timer has millisecond granularity, too coarse for intervals
+/// of a fraction of a millisecond. Behind schedule, it releases at once.
+fn start_pacer(start: Instant, deadline: Instant, rate_per_s: f64) -> Tickets {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for k in 0u64.. {
+            let scheduled = start + Duration::from_secs_f64(k as f64 / rate_per_s);
+            if scheduled >= deadline {
+                break;
+            }
+            let now = Instant::now();
+            if scheduled > now {
+                std::thread::sleep(scheduled - now);
+            }
+            if sender.send(scheduled).is_err() {
+                break;
+            }
+        }
+    });
+    Arc::new(Mutex::new(receiver))
+}
+
+/// Takes the next ticket, sends, and counts latency from the ticket's
+/// scheduled time: a request that waited for a free connection waited in
+/// the client's queue, which is latency its caller would see (no
+/// coordinated omission).
+async fn open_loop(shared: Arc<Shared>, client: Client, tickets: Tickets) -> ConnectionTally {
+    let mut tally = ConnectionTally::new();
+    loop {
+        let ticket = tickets.lock().await.recv().await;
+        let Some(scheduled) = ticket else { break };
+        if Instant::now() >= shared.deadline {
+            shared.missed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let phase = shared.claim(scheduled);
+        if phase == Phase::Over {
+            break;
+        }
+        let (outcome, _) = send(&client, &shared.plan.url, shared.next_body()).await;
+        if phase == Phase::Measured {
+            tally.record(outcome, scheduled.elapsed());
+        }
+    }
+    tally
+}
