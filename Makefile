@@ -2,6 +2,8 @@
 #
 #   make serve   install what is missing, build, serve the shipped bundle on 127.0.0.1:8080
 #   make test    lint and every test (what CI runs)
+#   make bench-load      load a running service (BENCH_URL) with events from DATA
+#   make bench-compare   login-scorer vs HTTP floor vs FastAPI peer, appended to BENCHMARKS.md
 #
 # Python lives in .venv (created on first use); the service loads ONNX Runtime
 # from the onnxruntime wheel installed there, so nothing downloads at run time.
@@ -76,6 +78,8 @@ lint: setup-training
 	cargo clippy --locked --all-targets -- -D warnings
 	$(VENV)/bin/ruff check training
 	$(VENV)/bin/ruff format --check training
+	$(VENV)/bin/ruff check benches
+	$(VENV)/bin/ruff format --check benches
 
 fmt: setup-training
 	cargo fmt
@@ -93,3 +97,28 @@ test: lint test-python test-rust
 clean:
 	cargo clean
 	rm -rf $(VENV) data/generated
+
+# Benchmarks (benches/). bench-load loads a service that is already running;
+# bench-compare starts each server in turn on a free 127.0.0.1 port, loads it
+# with the same generator, events and connections, and appends to BENCHMARKS.md.
+BENCH_URL ?= http://$(LISTEN)/v1/score
+BENCH_EVENTS ?= $(DATA)
+CONNECTIONS ?= 64
+DURATION_SECS ?= 15
+PEERS_STAMP := $(VENV)/.bench-peers-installed
+
+.PHONY: bench-load bench-compare
+
+$(PEERS_STAMP): benches/peers/requirements.txt training/requirements-runtime.txt \
+		$(RUNTIME_STAMP)
+	$(VENV)/bin/pip install --quiet -r benches/peers/requirements.txt
+	touch $@
+
+bench-load:
+	cargo bench --locked --bench load -- --url $(BENCH_URL) --events $(BENCH_EVENTS) \
+		--connections $(CONNECTIONS) --duration-secs $(DURATION_SECS) $(LOAD_ARGS)
+
+bench-compare: setup $(PEERS_STAMP)
+	@if [ ! -f "$(BENCH_EVENTS)" ]; then $(MAKE) --no-print-directory data; fi
+	MODEL_ROOT=$(MODEL_ROOT) EVENTS=$(BENCH_EVENTS) CONNECTIONS=$(CONNECTIONS) \
+		DURATION_SECS=$(DURATION_SECS) PY=$(PY) bash benches/compare.sh
