@@ -23,12 +23,18 @@ use serde_json::Value;
 /// `compare.sh` passes a response captured from login-scorer instead, so the
 /// floor sends exactly as many bytes as the real service.
 const EXAMPLE_RESPONSE: &str = concat!(
-    r#"{"score":0.0123,"threshold":0.0456,"anomalous":false,"percentile":88.1,"#,
-    r#""action":"allow","contributions":{"country_code":0.0001,"device_type":0.0002,"#,
-    r#""is_login_success":0.0003,"is_attack_ip":0.0004,"login_hours":0.0005,"#,
-    r#""login_day":0.0006,"browser_name":0.0007,"os_name":0.0008},"unseen":[],"#,
-    r#""missing":[],"model":{"name":"rba-autoencoder","version":1},"#,
-    r#""request_id":"00000000-0000-0000-0000-000000000000"}"#,
+    r#"{"request_id":"00000000-0000-0000-0000-000000000000","#,
+    r#""user_id":"-4324475583306591935","score":0.0123,"threshold":0.0456,"#,
+    r#""anomalous":false,"percentile":88.1,"action":"allow","contributions":["#,
+    r#"{"feature":"country_code","squared_error":0.0001},"#,
+    r#"{"feature":"device_type","squared_error":0.0002},"#,
+    r#"{"feature":"is_login_success","squared_error":0.0003},"#,
+    r#"{"feature":"is_attack_ip","squared_error":0.0004},"#,
+    r#"{"feature":"login_hours","squared_error":0.0005},"#,
+    r#"{"feature":"login_day","squared_error":0.0006},"#,
+    r#"{"feature":"browser_name","squared_error":0.0007},"#,
+    r#"{"feature":"os_name","squared_error":0.0008}],"unseen":[],"missing":[],"#,
+    r#""model":{"name":"rba-autoencoder","version":1}}"#,
 );
 
 /// Serves POST /v1/score with a fixed answer after parsing the event, and

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 LOG = logging.getLogger("fastapi_scorer")
@@ -100,6 +100,10 @@ class ModelInfo(BaseModel):
 
 
 class ScoreResponse(BaseModel):
+    """The same fields, in the same order, as login-scorer's answer."""
+
+    request_id: str
+    user_id: str | None
     score: float
     threshold: float
     anomalous: bool
@@ -109,7 +113,6 @@ class ScoreResponse(BaseModel):
     unseen: list[str]
     missing: list[str]
     model: ModelInfo
-    request_id: str
 
 
 def strip_version(value: str) -> str:
@@ -259,6 +262,8 @@ class Bundle:
             reverse=True,
         )
         return ScoreResponse(
+            request_id=str(uuid.uuid4()),
+            user_id=None if event.user_id is None else str(event.user_id),
             score=score,
             threshold=self.threshold,
             anomalous=anomalous,
@@ -268,7 +273,6 @@ class Bundle:
             unseen=unseen,
             missing=missing,
             model=self.model,
-            request_id=str(uuid.uuid4()),
         )
 
 
@@ -306,8 +310,10 @@ def create_app() -> FastAPI:
     # NOTE: a plain `async def`: inference takes tens of microseconds, less
     # than handing the request to a thread pool would cost.
     @app.post("/v1/score")
-    async def score(event: LoginEvent) -> ScoreResponse:
-        return bundle.score(event)
+    async def score(event: LoginEvent, response: Response) -> ScoreResponse:
+        scored = bundle.score(event)
+        response.headers["x-request-id"] = scored.request_id
+        return scored
 
     @app.get("/readyz")
     async def readyz() -> dict[str, str]:
