@@ -33,8 +33,9 @@ export ORT_DYLIB_PATH
 
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TRAINING_STAMP := $(VENV)/.training-installed
+CHECKS_STAMP := $(VENV)/.checks-installed
 
-.PHONY: help setup setup-training build serve data train test lint fmt \
+.PHONY: help setup setup-training build serve data train test lint lint-deploy fmt \
 	test-python test-rust clean
 
 help:
@@ -52,6 +53,10 @@ $(RUNTIME_STAMP): training/requirements-runtime.txt | $(VENV)/bin/python
 $(TRAINING_STAMP): training/requirements.txt training/pyproject.toml $(RUNTIME_STAMP)
 	$(VENV)/bin/pip install --quiet -r training/requirements.txt
 	$(VENV)/bin/pip install --quiet --no-deps -e training
+	touch $@
+
+$(CHECKS_STAMP): .ci/requirements-checks.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -r .ci/requirements-checks.txt
 	touch $@
 
 setup: $(RUNTIME_STAMP)
@@ -81,6 +86,16 @@ lint: setup-training
 	$(VENV)/bin/ruff check benches
 	$(VENV)/bin/ruff format --check benches
 
+# The image cannot be built here (no Docker engine), so lint it and check
+# that every path it copies from the build context exists.
+lint-deploy: $(CHECKS_STAMP)
+	$(VENV)/bin/hadolint Dockerfile
+	awk '/^COPY/ && !/--from=/ { for (i = 2; i < NF; i++) if ($$i !~ /^--/) print $$i }' \
+		Dockerfile | while read -r path; do \
+		test -e "$$path" || { echo "Dockerfile copies missing path: $$path"; exit 1; }; done
+	$(VENV)/bin/kubernetes-validate --strict --quiet \
+		$$(ls deploy/kubernetes/*.yaml | grep -v kustomization)
+
 fmt: setup-training
 	cargo fmt
 	$(VENV)/bin/ruff format training
@@ -92,7 +107,7 @@ test-python: setup-training
 test-rust: setup
 	cargo nextest run --locked --no-fail-fast
 
-test: lint test-python test-rust
+test: lint lint-deploy test-python test-rust
 
 clean:
 	cargo clean
