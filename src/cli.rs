@@ -1,0 +1,82 @@
+//! Command-line interface: one clap struct per command; every flag also reads a
+//! `LOGIN_SCORER_*` environment variable.
+
+pub mod check;
+pub mod score;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::scoring::score::DEFAULT_DENY_PERCENTILE;
+use crate::telemetry::LogFormat;
+
+/// Real-time login-risk scorer.
+#[derive(Debug, Parser)]
+#[command(name = "login-scorer", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        env = "LOGIN_SCORER_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `login_scorer=debug`.
+    #[arg(long, env = "LOGIN_SCORER_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// ONNX Runtime shared library [default: $ORT_DYLIB_PATH, else the .venv wheel's].
+    #[arg(long, env = "LOGIN_SCORER_ORT_DYLIB_PATH", global = true)]
+    pub ort_dylib_path: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the highest valid bundle under a model root over HTTP.
+    Serve(serve::ServeArgs),
+    /// Score an RBA CSV (plain or gzip) offline; prints an evaluation when it is labelled.
+    Score(score::ScoreArgs),
+    /// Validate a bundle (a version directory or a model root); exit 1 with the reason if invalid.
+    CheckBundle(check::CheckArgs),
+}
+
+/// Options shared by every command that loads a model.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// ONNX sessions per model; default one per core (see `scoring::model`).
+    #[arg(long, env = "LOGIN_SCORER_SESSIONS")]
+    pub sessions: Option<usize>,
+
+    /// Percentile of held-out normal scores at or above which anomalies are denied.
+    #[arg(long, env = "LOGIN_SCORER_DENY_PERCENTILE", default_value_t = DEFAULT_DENY_PERCENTILE)]
+    pub deny_percentile: f64,
+}
+
+impl ModelArgs {
+    /// Sessions to create: the flag, else the number of cores.
+    pub fn session_count(&self) -> usize {
+        self.sessions
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let dylib = crate::runtime::resolve_dylib_path(cli.ort_dylib_path.as_deref());
+    match cli.command {
+        Command::Serve(args) => serve::run(args, &dylib),
+        Command::Score(args) => score::run(args, &dylib),
+        Command::CheckBundle(args) => check::run(args, &dylib),
+    }
+}

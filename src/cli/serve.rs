@@ -1,0 +1,190 @@
+//! `login-scorer serve`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::ModelArgs;
+use crate::bundle::{LoadOptions, ModelStore, ReloadTrigger, watch};
+use crate::http::router::{
+    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_IN_FLIGHT,
+};
+use crate::http::{self, AdminToken, AppState, HttpConfig};
+use crate::{runtime, telemetry};
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LOGIN_SCORER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Model root: holds version directories 1, 2, ...
+    #[arg(
+        long,
+        env = "LOGIN_SCORER_MODEL_ROOT",
+        default_value = "artifacts/rba-autoencoder"
+    )]
+    pub model_root: PathBuf,
+
+    /// Bearer token for POST /admin/reload; without it the route is disabled.
+    #[arg(long, env = "LOGIN_SCORER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<AdminToken>,
+
+    /// Most events in one batch request.
+    #[arg(long, env = "LOGIN_SCORER_MAX_BATCH_EVENTS", default_value_t = DEFAULT_MAX_BATCH_EVENTS)]
+    pub max_batch_events: usize,
+
+    /// Body limit of POST /v1/score, in bytes.
+    #[arg(long, env = "LOGIN_SCORER_MAX_EVENT_BYTES", default_value_t = DEFAULT_MAX_EVENT_BYTES)]
+    pub max_event_bytes: usize,
+
+    /// Body limit of POST /v1/score/batch, in bytes.
+    #[arg(long, env = "LOGIN_SCORER_MAX_BATCH_BYTES", default_value_t = DEFAULT_MAX_BATCH_BYTES)]
+    pub max_batch_bytes: usize,
+
+    /// Most scoring requests in flight; more get 503 with Retry-After.
+    #[arg(long, env = "LOGIN_SCORER_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+
+    /// Seconds requests in flight may take to finish after SIGTERM or ctrl-c.
+    #[arg(long, env = "LOGIN_SCORER_DRAIN_SECONDS", default_value_t = 10.0)]
+    pub drain_seconds: f64,
+
+    /// Watch the model root and reload on changes.
+    #[arg(long, env = "LOGIN_SCORER_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch: bool,
+
+    /// Quiet time after the last file change before a reload, in milliseconds.
+    #[arg(long, env = "LOGIN_SCORER_RELOAD_DEBOUNCE_MS", default_value_t = 500)]
+    pub reload_debounce_ms: u64,
+
+    /// Model options.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Loads the bundle, binds, serves until SIGTERM or ctrl-c.
+pub fn run(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args, dylib))
+}
+
+async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
+    let environment = runtime::init(dylib)?;
+    let options = LoadOptions {
+        environment,
+        sessions: args.model.session_count(),
+        deny_percentile: args.model.deny_percentile,
+    };
+    let metrics = telemetry::prometheus();
+    let store = Arc::new(ModelStore::new(&args.model_root, options));
+    let initial = Arc::clone(&store);
+    tokio::task::spawn_blocking(move || initial.reload(ReloadTrigger::Startup))
+        .await
+        .context("loading the first bundle panicked")?
+        .with_context(|| format!("cannot serve from {}", args.model_root.display()))?;
+
+    if args.watch {
+        let debounce = Duration::from_millis(args.reload_debounce_ms);
+        watch::spawn(Arc::clone(&store), debounce).context("cannot watch the model root")?;
+    }
+    spawn_sighup_reloader(Arc::clone(&store))?;
+    spawn_metrics_upkeep(metrics.clone());
+
+    let config = HttpConfig {
+        max_batch_events: args.max_batch_events,
+        max_event_bytes: args.max_event_bytes,
+        max_batch_bytes: args.max_batch_bytes,
+        max_in_flight: args.max_in_flight,
+    };
+    let router = http::build_router(AppState {
+        store,
+        config: Arc::new(config),
+        admin_token: args.admin_token.clone(),
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        admin_reload = args.admin_token.is_some(),
+        "listening"
+    );
+
+    let drain = Duration::from_secs_f64(args.drain_seconds.max(0.0));
+    let drained = http::serve(listener, router, shutdown_signal(), drain).await?;
+    tracing::info!(drained, "stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "ctrl-c", "shutdown requested"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+    }
+}
+
+#[cfg(unix)]
+fn spawn_sighup_reloader(store: Arc<ModelStore>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            let store = Arc::clone(&store);
+            let outcome =
+                tokio::task::spawn_blocking(move || store.reload(ReloadTrigger::Signal)).await;
+            if let Ok(Err(err)) = outcome {
+                tracing::warn!(reason = %err, "reload on SIGHUP failed");
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn spawn_sighup_reloader(_store: Arc<ModelStore>) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Drains histogram buckets now and then so memory stays flat between scrapes.
+fn spawn_metrics_upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}

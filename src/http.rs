@@ -1,0 +1,13 @@
+//! The HTTP service: router and layers, request extractors, routes, and the one mapping
+//! from error kind to status and code.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod router;
+pub mod routes;
+pub mod server;
+
+pub use error::ApiError;
+pub use router::{AdminToken, AppState, HttpConfig, build_router};
+pub use server::serve;

@@ -1,0 +1,161 @@
+//! The router and its layers, built by one function so tests can drive it directly.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Extension, middleware as axum_middleware};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use super::error::ApiError;
+use super::extract::BodyLimit;
+use super::{middleware, routes};
+use crate::bundle::ModelStore;
+
+/// Default most events in one batch request.
+pub const DEFAULT_MAX_BATCH_EVENTS: usize = 10_000;
+/// Default body limit of `POST /v1/score`.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Default body limit of `POST /v1/score/batch`.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Default most scoring requests in flight before new ones are shed with 503.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// Limits of the HTTP service.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Most events in one batch request.
+    pub max_batch_events: usize,
+    /// Body limit of a single-event request, in bytes.
+    pub max_event_bytes: usize,
+    /// Body limit of a batch request, in bytes.
+    pub max_batch_bytes: usize,
+    /// Most scoring requests in flight; more are shed with 503 and Retry-After.
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_batch_events: DEFAULT_MAX_BATCH_EVENTS,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+/// The admin bearer token. Its `Debug` output is redacted so it never reaches a log.
+#[derive(Clone)]
+pub struct AdminToken(Arc<str>);
+
+impl AdminToken {
+    /// Wraps a token; `None` for an empty one (which would disable the check).
+    pub fn new(token: &str) -> Option<AdminToken> {
+        (!token.is_empty()).then(|| AdminToken(Arc::from(token)))
+    }
+
+    /// Compares in constant time. Both sides are hashed first so that not even the
+    /// token's length leaks through timing.
+    pub fn matches(&self, presented: &str) -> bool {
+        let expected = Sha256::digest(self.0.as_bytes());
+        let presented = Sha256::digest(presented.as_bytes());
+        expected.ct_eq(&presented).into()
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken([redacted])")
+    }
+}
+
+impl std::str::FromStr for AdminToken {
+    type Err = String;
+
+    fn from_str(token: &str) -> Result<Self, Self::Err> {
+        AdminToken::new(token).ok_or_else(|| "the admin token may not be empty".to_owned())
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The served model.
+    pub store: Arc<ModelStore>,
+    /// Limits.
+    pub config: Arc<HttpConfig>,
+    /// `None` disables `POST /admin/reload`.
+    pub admin_token: Option<AdminToken>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// Builds the router with all routes and layers.
+pub fn build_router(state: AppState) -> Router {
+    let config = Arc::clone(&state.config);
+
+    // Shedding sits in front of the scoring routes only, so probes and /metrics still
+    // answer under overload. One semaphore is shared by both scoring routes.
+    let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+    let shed_when_full = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ApiError::Overloaded
+        }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight));
+
+    let scoring = Router::new()
+        .route(
+            "/v1/score",
+            post(routes::score::score_one)
+                .layer::<_, Infallible>(DefaultBodyLimit::max(config.max_event_bytes))
+                .layer::<_, Infallible>(Extension(BodyLimit(config.max_event_bytes))),
+        )
+        .route(
+            "/v1/score/batch",
+            post(routes::score::score_batch)
+                .layer::<_, Infallible>(DefaultBodyLimit::max(config.max_batch_bytes))
+                .layer::<_, Infallible>(Extension(BodyLimit(config.max_batch_bytes))),
+        )
+        .route_layer(shed_when_full);
+
+    // Outermost first: a panic becomes a JSON 500; the request id is set before the
+    // span opens so the span carries it; the response echoes it; metrics see the
+    // final status of every route, fallbacks included.
+    let layers = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(middleware::request_span)
+                .on_request(())
+                .on_response(middleware::record_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(axum_middleware::from_fn(middleware::record_metrics));
+
+    Router::new()
+        .merge(scoring)
+        .route("/v1/model", get(routes::model::model_info))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
+        .route("/admin/reload", post(routes::admin::reload))
+        .fallback(routes::health::not_found)
+        .method_not_allowed_fallback(routes::health::method_not_allowed)
+        .with_state(state)
+        .layer(layers)
+}

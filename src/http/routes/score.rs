@@ -1,0 +1,236 @@
+//! `POST /v1/score` and `POST /v1/score/batch`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::request_id;
+use crate::bundle::LoadedModel;
+use crate::http::error::{ApiError, ErrorDetail};
+use crate::http::extract::JsonBody;
+use crate::http::router::AppState;
+use crate::scoring::features::feature_indices;
+use crate::scoring::{Action, Contribution, FeatureVector, LoginEvent, ScoreOutcome};
+use crate::telemetry;
+
+/// Batches with at least this many valid events are scored on the blocking pool; smaller
+/// ones take well under a millisecond and run inline (see `crate::scoring::model`).
+pub const INLINE_BATCH_ROWS: usize = 128;
+
+/// The name and version that scored a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelRef {
+    /// Model name.
+    pub name: String,
+    /// Model version.
+    pub version: u64,
+}
+
+/// The score of one event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventScore {
+    /// The event's user id as a string (exact over the signed 64-bit range).
+    pub user_id: Option<String>,
+    /// Reconstruction error (mean squared error).
+    pub score: f64,
+    /// The model's threshold.
+    pub threshold: f64,
+    /// `score >= threshold`.
+    pub anomalous: bool,
+    /// Percentile among held-out normal logins.
+    pub percentile: f64,
+    /// allow, challenge or deny.
+    pub action: Action,
+    /// Squared error per feature, largest first.
+    pub contributions: Vec<Contribution>,
+    /// Features whose value was not seen in training.
+    pub unseen: Vec<String>,
+    /// Features whose source field was missing.
+    pub missing: Vec<String>,
+}
+
+/// Response of `POST /v1/score`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ScoreResponse {
+    /// Also in the `x-request-id` header.
+    pub request_id: String,
+    /// The score.
+    #[serde(flatten)]
+    pub result: EventScore,
+    /// Which model scored it.
+    pub model: ModelRef,
+}
+
+/// Body of `POST /v1/score/batch`.
+#[derive(Debug, Deserialize)]
+pub struct BatchRequest {
+    /// The events, each scored on its own.
+    pub events: Vec<Value>,
+}
+
+/// One entry of a batch response: a score or that event's own error.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchEntry {
+    /// The event failed; the others are unaffected.
+    Failed {
+        /// Position in the request.
+        index: usize,
+        /// Why.
+        error: ErrorDetail,
+    },
+    /// The event was scored.
+    Scored {
+        /// Position in the request.
+        index: usize,
+        /// The score.
+        #[serde(flatten)]
+        result: EventScore,
+    },
+}
+
+/// Response of `POST /v1/score/batch`: results in request order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Also in the `x-request-id` header.
+    pub request_id: String,
+    /// Which model scored the batch.
+    pub model: ModelRef,
+    /// One entry per event, same order.
+    pub results: Vec<BatchEntry>,
+}
+
+/// Scores one event.
+pub async fn score_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<ScoreResponse>, ApiError> {
+    let model = state.store.current().ok_or(ApiError::NotReady)?;
+    let event = LoginEvent::from_json(&body)?;
+    let vector = model.scorer.preprocessor().encode(&event);
+
+    let mut outcomes = score_vectors(&model, std::slice::from_ref(&vector))?;
+    let outcome = outcomes
+        .pop()
+        .ok_or_else(|| ApiError::Internal("no score returned".into()))?;
+    Ok(Json(ScoreResponse {
+        request_id: request_id(&headers),
+        result: event_score(&model, &event, &outcome),
+        model: model_ref(&model),
+    }))
+}
+
+/// Scores up to the configured number of events; a bad event gets its own error entry.
+pub async fn score_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(batch): JsonBody<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let limit = state.config.max_batch_events;
+    if batch.events.len() > limit {
+        return Err(ApiError::BatchTooLarge {
+            count: batch.events.len(),
+            limit,
+        });
+    }
+    let model = state.store.current().ok_or(ApiError::NotReady)?;
+    let parsed: Vec<Result<LoginEvent, ApiError>> = batch
+        .events
+        .iter()
+        .map(|event| LoginEvent::from_json(event).map_err(ApiError::from))
+        .collect();
+
+    let valid: Vec<&LoginEvent> = parsed
+        .iter()
+        .filter_map(|event| event.as_ref().ok())
+        .collect();
+    let vectors: Vec<FeatureVector> = valid
+        .iter()
+        .map(|event| model.scorer.preprocessor().encode(event))
+        .collect();
+    let outcomes = if vectors.len() >= INLINE_BATCH_ROWS {
+        let model = Arc::clone(&model);
+        tokio::task::spawn_blocking(move || score_vectors(&model, &vectors))
+            .await
+            .map_err(|err| ApiError::Internal(format!("scoring task failed: {err}")))??
+    } else {
+        score_vectors(&model, &vectors)?
+    };
+
+    let mut outcomes = outcomes.into_iter();
+    let results = parsed
+        .iter()
+        .enumerate()
+        .map(|(index, event)| match event {
+            Ok(event) => match outcomes.next() {
+                Some(outcome) => BatchEntry::Scored {
+                    index,
+                    result: event_score(&model, event, &outcome),
+                },
+                None => BatchEntry::Failed {
+                    index,
+                    error: ApiError::Internal("missing score".into()).detail(),
+                },
+            },
+            Err(err) => BatchEntry::Failed {
+                index,
+                error: err.detail(),
+            },
+        })
+        .collect();
+    Ok(Json(BatchResponse {
+        request_id: request_id(&headers),
+        model: model_ref(&model),
+        results,
+    }))
+}
+
+fn score_vectors(
+    model: &LoadedModel,
+    vectors: &[FeatureVector],
+) -> Result<Vec<ScoreOutcome>, ApiError> {
+    let started = Instant::now();
+    let outcomes = model
+        .scorer
+        .score_vectors(vectors)
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    metrics::histogram!(telemetry::INFERENCE_LATENCY).record(started.elapsed().as_secs_f64());
+    for outcome in &outcomes {
+        telemetry::record_outcome(model.scorer.preprocessor(), outcome);
+    }
+    Ok(outcomes)
+}
+
+fn model_ref(model: &LoadedModel) -> ModelRef {
+    ModelRef {
+        name: model.manifest.name.clone(),
+        version: model.version(),
+    }
+}
+
+/// The response view of one outcome.
+pub fn event_score(model: &LoadedModel, event: &LoginEvent, outcome: &ScoreOutcome) -> EventScore {
+    let preprocessor = model.scorer.preprocessor();
+    let names = |bits: u64| -> Vec<String> {
+        feature_indices(bits)
+            .map(|i| preprocessor.feature_name(i).to_owned())
+            .collect()
+    };
+    EventScore {
+        user_id: event.user_id.map(|id| id.to_string()),
+        score: outcome.reconstruction_error,
+        threshold: model.scorer.calibration().threshold,
+        anomalous: outcome.anomalous,
+        percentile: outcome.percentile,
+        action: outcome.action,
+        contributions: model.scorer.contributions(outcome),
+        unseen: names(outcome.unseen),
+        missing: names(outcome.missing),
+    }
+}
