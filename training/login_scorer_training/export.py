@@ -21,18 +21,22 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 import onnx
 import onnxruntime
-import tensorflow as tf
-import tf2onnx
 
 from login_scorer_training.features import WIDTH
 from login_scorer_training.golden import GoldenEvent
-from login_scorer_training.model import INPUT_NAME, OUTPUT_NAME, reconstruction_error
+
+if TYPE_CHECKING:
+    import keras
+
+# NOTE: TensorFlow and tf2onnx are imported inside the functions that need
+# them, so the CLI can reject bad input without paying seconds to load them.
+INPUT_NAME = "features"
+OUTPUT_NAME = "reconstruction"
 
 LOG = logging.getLogger(__name__)
 
@@ -102,6 +106,9 @@ def publish(staging: Path, model_root: Path, version: int) -> Path:
 def export_onnx(scorer: keras.Model, path: Path) -> None:
     """Convert ``scorer`` with tf2onnx; input ``features``, output
     ``reconstruction``, both float32 ``[batch, 8]`` with a dynamic batch."""
+    import tensorflow as tf
+    import tf2onnx
+
     signature = (tf.TensorSpec([None, WIDTH], tf.float32, name=INPUT_NAME),)
     proto, _ = tf2onnx.convert.from_keras(
         scorer, input_signature=signature, opset=ONNX_OPSET
@@ -168,6 +175,14 @@ class OnnxScorer:
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Reconstruction error (float64) of each row."""
         return reconstruction_error(features, self.reconstruct(features))
+
+
+def reconstruction_error(
+    features: np.ndarray, reconstruction: np.ndarray
+) -> np.ndarray:
+    """Per-row mean squared error, in float64 from float32 inputs (the score)."""
+    difference = features.astype(np.float64) - reconstruction.astype(np.float64)
+    return np.mean(difference * difference, axis=1)
 
 
 def write_golden(

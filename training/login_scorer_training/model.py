@@ -13,16 +13,14 @@ import os
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from login_scorer_training.export import INPUT_NAME, OUTPUT_NAME
 from login_scorer_training.features import WIDTH
 
 LOG = logging.getLogger(__name__)
 
 KINDS = ("autoencoder", "vae")
-INPUT_NAME = "features"
-OUTPUT_NAME = "reconstruction"
 
 #: Latent width and KL weight of the VAE.
 VAE_LATENT = 4
@@ -132,11 +130,3 @@ def _build_vae(seed: int) -> Autoencoder:
     trainer.compile(optimizer=keras.optimizers.Adam(), loss="mse")
     scorer = keras.Model(features, decode(mean), name="vae_mean")
     return Autoencoder("vae", trainer, scorer)
-
-
-def reconstruction_error(
-    features: np.ndarray, reconstruction: np.ndarray
-) -> np.ndarray:
-    """Per-row mean squared error, in float64 from float32 inputs."""
-    difference = features.astype(np.float64) - reconstruction.astype(np.float64)
-    return np.mean(difference * difference, axis=1)

@@ -240,17 +240,16 @@ class _BatchChecker:
 
 
 def _open_batches(path: Path, stream: Any) -> Iterator[pa.RecordBatch]:
-    problems: list[str] = []
+    problems: list[RbaFormatError] = []
 
     def on_invalid_row(row: Any) -> str:
-        line = f"line {row.number + 1}: " if row.number is not None else ""
-        problems.append(
-            f"{line}expected {row.expected_columns} columns, "
-            f"got {row.actual_columns}: {row.text[:120]!r}"
-        )
+        # NOTE: pyarrow numbers rows (header = 1, so the file line) only when
+        # it parses serially, hence use_threads=False below.
+        why = f"expected {len(CSV_COLUMNS)} fields, got {row.actual_columns}"
+        problems.append(RbaFormatError(path, row.number, None, why))
         return "error"
 
-    read_options = pacsv.ReadOptions(block_size=BLOCK_SIZE)
+    read_options = pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False)
     parse_options = pacsv.ParseOptions(invalid_row_handler=on_invalid_row)
     convert_options = pacsv.ConvertOptions(
         column_types=dict.fromkeys(CSV_COLUMNS, pa.string()),
@@ -263,8 +262,10 @@ def _open_batches(path: Path, stream: Any) -> Iterator[pa.RecordBatch]:
         _check_header(path, reader.schema.names)
         yield from reader
     except pa.ArrowInvalid as error:
-        why = problems[0] if problems else str(error).splitlines()[0]
-        raise RbaFormatError(path, None, None, f"malformed CSV: {why}") from None
+        if problems:
+            raise problems[0] from None
+        why = f"malformed CSV: {str(error).splitlines()[0]}"
+        raise RbaFormatError(path, None, None, why) from None
 
 
 def _raw_event(batch: pa.RecordBatch, position: int) -> dict[str, Any]:

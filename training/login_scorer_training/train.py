@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ import numpy as np
 from login_scorer_training.reader import RbaFormatError, read_logins
 
 LOG = logging.getLogger(__name__)
+
+# TensorFlow's C++ start-up chatter (oneDNN notes, missing CUDA) is not ours
+# to show; Python-level errors still surface. Set before TF is first imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_MODEL_ROOT = Path("artifacts/rba-autoencoder")
 # Chosen by measurement on the 2M-row generated file; see docs/training.md.

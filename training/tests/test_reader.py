@@ -151,8 +151,11 @@ def test_row_with_too_few_fields(tmp_path: Path) -> None:
     with path.open("a") as out:
         out.write("1,2020-02-03 12:43:30.772,1\n")
 
-    with pytest.raises(RbaFormatError, match="expected 16 columns, got 3"):
+    with pytest.raises(RbaFormatError, match="expected 16 fields, got 3") as caught:
         read_logins(path)
+
+    assert caught.value.line == 3
+    assert str(caught.value).startswith(f"{path}, line 3: ")
 
 
 def test_missing_file(tmp_path: Path) -> None:
