@@ -14,11 +14,20 @@ from functools import cache
 import numpy as np
 
 from login_scorer_training import calibration
-from login_scorer_training.hashing import mix64, uniform
+from login_scorer_training.hashing import derive, mix64, uniform
 
 #: Share of locations whose IP lies in 10.0.0.0/8 (4 of the 19 sample rows;
 #: an artefact of the data set's synthesis that we keep).
 PRIVATE_IP_SHARE = 0.12
+#: /16 networks per unit of row share: the biggest ASN (27% of rows) gets
+#: 55 of them, about 3.6 million addresses; small ASNs get one.
+PREFIXES_PER_SHARE = 200
+
+#: Bound on retries for an IP with a given attack-list status; at the
+#: published shares the chance of running out is below 1e-12.
+_LISTED_IP_ATTEMPTS = 2_000
+_ATTACK_LIST_STREAM = 0xA77AC4
+
 #: Share of locations with region and city ``-`` where a place list exists.
 UNKNOWN_PLACE_SHARE = 0.45
 
@@ -81,6 +90,7 @@ class Geography:
     pair_country: np.ndarray
     pair_asn: np.ndarray
     pair_cdf: np.ndarray
+    prefix_count: np.ndarray
     place_region: np.ndarray
     place_city: np.ndarray
     place_start: np.ndarray
@@ -110,16 +120,39 @@ class Geography:
         )
 
     def ip_addresses(self, keys: np.ndarray, asn: np.ndarray) -> np.ndarray:
-        """IPv4 addresses (as uint64) inside one of a few /16s of each ASN."""
+        """IPv4 addresses (as uint64) inside the /16 networks of each ASN."""
         bits = mix64(keys ^ np.uint64(0x1F0D))
         asn_hash = mix64(self.asns[asn].astype(np.uint64) * np.uint64(1_000_003))
-        prefix = mix64(asn_hash + (bits & np.uint64(3)))
+        prefix = mix64(asn_hash + bits % self.prefix_count[asn].astype(np.uint64))
         first = _PUBLIC_FIRST_OCTETS[prefix % np.uint64(len(_PUBLIC_FIRST_OCTETS))]
         second = (prefix >> np.uint64(8)) & np.uint64(0xFF)
         low = (bits >> np.uint64(8)) & np.uint64(0xFFFF)
         public = (first << np.uint64(24)) | (second << np.uint64(16)) | low
         private = (np.uint64(10) << np.uint64(24)) | (low % np.uint64(70 * 256))
         return np.where(uniform(keys, 2) < PRIVATE_IP_SHARE, private, public)
+
+    def on_attack_list(self, ip: np.ndarray) -> np.ndarray:
+        """Whether each IPv4 address is on the (hash-defined) attack list."""
+        return uniform(ip, _ATTACK_LIST_STREAM) < calibration.ATTACK_LIST_SHARE
+
+    def listed_ip_addresses(
+        self, keys: np.ndarray, asn: np.ndarray, listed: np.ndarray
+    ) -> np.ndarray:
+        """Like ``ip_addresses``, but on (or off) the attack list as asked.
+
+        Retries derived keys until each IP has the wanted attack-list status;
+        the rounds are bounded and the expected number is about 60.
+        """
+        ips = self.ip_addresses(keys, asn)
+        pending = np.flatnonzero(self.on_attack_list(ips) != listed)
+        for attempt in range(1, _LISTED_IP_ATTEMPTS):
+            if len(pending) == 0:
+                break
+            candidates = self.ip_addresses(derive(keys[pending], attempt), asn[pending])
+            hit = self.on_attack_list(candidates) == listed[pending]
+            ips[pending[hit]] = candidates[hit]
+            pending = pending[~hit]
+        return ips
 
     def places(self, keys: np.ndarray, country: np.ndarray) -> np.ndarray:
         """Index into the place tables; 0 is the unknown place ``-``/``-``."""
@@ -207,6 +240,7 @@ def geography() -> Geography:
         pair_country=keep // len(asns),
         pair_asn=keep % len(asns),
         pair_cdf=cdf,
+        prefix_count=1 + (asn_weights * PREFIXES_PER_SHARE).astype(np.int64),
         place_region=np.array(regions, dtype=object),
         place_city=np.array(cities, dtype=object),
         place_start=start,

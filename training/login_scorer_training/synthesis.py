@@ -37,11 +37,8 @@ from login_scorer_training.timeline import Timeline
 #: Rows per block: the unit of randomness and of memory use.
 BLOCK_ROWS = 100_000
 
-#: Share of rows in credential-stuffing bursts, and the part of those that
-#: hit the catch-all id. NOTE: our split of the published 9.5% attack rows
-#: into bursts and attack-flagged IPs that real users also use.
-BURST_SHARE = 0.08
-BURST_CATCH_ALL_SHARE = 0.6
+BURST_SHARE = cal.BURST_SHARE
+BURST_CATCH_ALL_SHARE = cal.BURST_CATCH_ALL_SHARE
 BURST_MEDIAN_ATTEMPTS = 25
 BURST_MEAN_GAP_MS = 2_500.0
 BURST_SUCCESS_SHARE = 0.03
@@ -61,9 +58,6 @@ USER_SUCCESS_SHARE = (
     - CATCH_ALL_BACKGROUND_SHARE * CATCH_ALL_SUCCESS_SHARE
     - BURST_SHARE * (1 - BURST_CATCH_ALL_SHARE) * BURST_SUCCESS_SHARE
 ) / USER_SHARE
-#: Share of user locations whose IP is on the attack list (VPNs, shared
-#: exits), chosen so that attack rows add up to the published 9.5%.
-USER_ATTACK_LOCATION_SHARE = (cal.ATTACK_IP_SHARE - BURST_SHARE) / USER_SHARE
 
 _TAG_CATCH_ALL = 11
 _TAG_ATTACKER = 12
@@ -160,6 +154,9 @@ class Synthesizer:
         regular["time_ms"] = regular_ms
         bursts = self._burst_rows(rng, n_burst, window)
         rows = _concat([regular, bursts])
+        # NOTE: the flag belongs to the IP, so one IP is never both listed and
+        # unlisted; bursts and takeovers pick their IPs to get the flag wanted.
+        rows["attack"] = self.geo.on_attack_list(rows["ip"])
         rows["rtt_ms"] = _round_trip_times(rng, n)
         rows["device_empty"] = rng.random(n) < cal.DEVICE_TYPE_EMPTY_SHARE
 
@@ -178,7 +175,6 @@ class Synthesizer:
             user_id=pop.user_ids(users),
             profile=profile,
             success=rng.random(n) < USER_SUCCESS_SHARE,
-            attack=uniform(keys, 5) < USER_ATTACK_LOCATION_SHARE,
         )
 
     def _catch_all_rows(
@@ -191,7 +187,6 @@ class Synthesizer:
             user_id=np.full(n, CATCH_ALL_USER_ID, dtype=np.int64),
             profile=device_catalogue().draw(rng.random(n)),
             success=rng.random(n) < CATCH_ALL_SUCCESS_SHARE,
-            attack=np.zeros(n, dtype=bool),
         )
 
     def _burst_rows(
@@ -201,7 +196,12 @@ class Synthesizer:
         lengths = _burst_lengths(rng, n)
         burst = np.repeat(np.arange(len(lengths)), lengths)
         attackers = rng.integers(0, self.n_attackers, len(lengths))
-        keys = derive(self.seed, _TAG_ATTACKER, attackers)[burst]
+        attacker_keys = derive(self.seed, _TAG_ATTACKER, attackers)
+        keys = attacker_keys[burst]
+        where = self.geo.locate(attacker_keys)
+        listed_ip = self.geo.listed_ip_addresses(
+            attacker_keys, where.asn, np.ones(len(lengths), dtype=bool)
+        )
 
         gaps = rng.exponential(BURST_MEAN_GAP_MS, n)
         first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
@@ -217,12 +217,17 @@ class Synthesizer:
         rotated = device_catalogue().draw(rng.random(n))
         on_catch_all = rng.random(n) < BURST_CATCH_ALL_SHARE
         targets = self.population.user_ids(self.population.draw_uniform(rng, n))
+        located = Locations(
+            country=where.country[burst],
+            asn=where.asn[burst],
+            ip=listed_ip[burst],
+            place=where.place[burst],
+        )
         return _columns(
-            self.geo.locate(keys),
+            located,
             user_id=np.where(on_catch_all, CATCH_ALL_USER_ID, targets),
             profile=np.where(rng.random(n) < BURST_UA_ROTATION, rotated, own_profile),
             success=~on_catch_all & (rng.random(n) < BURST_SUCCESS_SHARE),
-            attack=np.ones(n, dtype=bool),
             time_ms=time_ms,
         )
 

@@ -52,15 +52,15 @@ class TakeoverPlanner:
         keys = derive(self.seed, _TAG_TAKEOVER, positions.astype(np.int64))
         country = np.array([f[0] for f in fields], dtype=np.int64)
         asn = np.array([f[1] for f in fields], dtype=np.int64)
+        attack = np.array([f[5] for f in fields], dtype=bool)
         return {
             "country": country,
             "asn": asn,
-            "ip": self.geo.ip_addresses(keys, asn),
+            "ip": self.geo.listed_ip_addresses(keys, asn, attack),
             "place": self.geo.places(keys, country),
             "user_id": np.array([f[2] for f in fields], dtype=np.int64),
             "profile": np.array([f[3] for f in fields], dtype=np.int64),
             "success": np.array([f[4] for f in fields], dtype=bool),
-            "attack": np.array([f[5] for f in fields], dtype=bool),
             "takeover": np.ones(len(fields), dtype=bool),
         }
 
@@ -71,6 +71,9 @@ class TakeoverPlanner:
         asn = int(rng.choice(self._asns, p=self._asn_p))
         if asn < 0:
             asns, weights = self.geo.asns_of_country(country)
+            unlisted = np.where(np.isin(asns, self._asns), 0.0, weights)
+            if unlisted.sum() > 0:
+                weights = unlisted / unlisted.sum()
             asn = int(rng.choice(asns, p=weights))
         profile = int(
             np.searchsorted(self._profile_cdf, rng.random() * self._profile_cdf[-1])
