@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::BundleError;
+use crate::scoring::features::feature_indices;
 use crate::scoring::{LoginEvent, Scorer};
 
 /// The contract asks for at least this many rows.
@@ -32,6 +33,12 @@ pub struct GoldenRow {
     /// `normal`, `takeover`, `unseen` or `missing`; informational.
     #[serde(default)]
     pub label: Option<String>,
+    /// Feature names, in feature order, that the response should list as unseen.
+    #[serde(default)]
+    pub unseen: Option<Vec<String>>,
+    /// Feature names, in feature order, that the response should list as missing.
+    #[serde(default)]
+    pub missing: Option<Vec<String>>,
 }
 
 /// How closely the service reproduced the golden rows.
@@ -112,6 +119,9 @@ pub fn check_parity(scorer: &Scorer, rows: &[GoldenRow]) -> Result<ParityReport,
             }
             max_feature_error = max_feature_error.max(error);
         }
+        check_flags(scorer, "unseen", vector.unseen, row.unseen.as_deref())
+            .and_then(|()| check_flags(scorer, "missing", vector.missing, row.missing.as_deref()))
+            .map_err(|reason| mismatch(line, reason))?;
         vectors.push(vector);
     }
 
@@ -150,4 +160,26 @@ pub fn check_parity(scorer: &Scorer, rows: &[GoldenRow]) -> Result<ParityReport,
         max_feature_error,
         max_score_relative_error,
     })
+}
+
+/// Compares the features the service flags with the ones Python listed (when it did).
+fn check_flags(
+    scorer: &Scorer,
+    list: &str,
+    ours: u64,
+    theirs: Option<&[String]>,
+) -> Result<(), String> {
+    let Some(theirs) = theirs else {
+        return Ok(());
+    };
+    let ours: Vec<&str> = feature_indices(ours)
+        .map(|i| scorer.preprocessor().feature_name(i))
+        .collect();
+    if ours == theirs {
+        Ok(())
+    } else {
+        Err(format!(
+            "{list} features {ours:?}, Python listed {theirs:?}"
+        ))
+    }
 }
