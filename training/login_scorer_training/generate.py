@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from login_scorer_training.formatting import header_line, row_formatter
-from login_scorer_training.synthesis import Synthesizer
+from login_scorer_training.synthesis import LoginBlock, Synthesizer
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,11 @@ logger = logging.getLogger(__name__)
 #: second thread and is 11% smaller than level 1; level 6 would be the
 #: bottleneck.
 DEFAULT_COMPRESSLEVEL = 3
-#: Blocks waiting for the writer thread; bounds memory to a few blocks.
+#: Rows formatted at a time. Formatting holds several Python strings per
+#: row, so pieces smaller than a synthesis block keep peak memory low; the
+#: output does not depend on this.
+_FORMAT_ROWS = 25_000
+#: Formatted pieces waiting for the writer thread; bounds memory.
 _QUEUE_BLOCKS = 2
 _PROGRESS_EVERY_S = 10.0
 
@@ -153,11 +157,11 @@ def _write_blocks(synthesizer: Synthesizer, sink: ByteSink) -> None:
     written, last_report, began = 0, time.monotonic(), time.monotonic()
     try:
         pending.put(header_line())
-        for block in synthesizer.blocks():
+        for piece in _pieces(synthesizer):
             if failure:
                 break
-            pending.put(formatter.format(block, written))
-            written += len(block)
+            pending.put(formatter.format(piece, written))
+            written += len(piece)
             if time.monotonic() - last_report >= _PROGRESS_EVERY_S:
                 last_report = time.monotonic()
                 logger.info(
@@ -171,6 +175,12 @@ def _write_blocks(synthesizer: Synthesizer, sink: ByteSink) -> None:
         thread.join()
     if failure:
         raise failure[0]
+
+
+def _pieces(synthesizer: Synthesizer) -> Iterator[LoginBlock]:
+    """The rows of every block, in pieces small enough to format cheaply."""
+    for block in synthesizer.blocks():
+        yield from block.pieces(_FORMAT_ROWS)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ Rows come in four kinds:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -86,6 +86,16 @@ class LoginBlock:
 
     def __len__(self) -> int:
         return len(self.time_ms)
+
+    def pieces(self, rows: int) -> Iterator[LoginBlock]:
+        """Consecutive slices of at most ``rows`` rows (views, not copies)."""
+        for start in range(0, len(self), rows):
+            yield LoginBlock(
+                **{
+                    field.name: getattr(self, field.name)[start : start + rows]
+                    for field in fields(self)
+                }
+            )
 
 
 class Synthesizer:

@@ -153,6 +153,18 @@ def test_csv_text_round_trips_the_block_arrays() -> None:
     assert [float(r[3]) for r in rows if r[3]] == block.rtt_ms[present].tolist()
 
 
+def test_formatting_in_pieces_gives_the_same_text() -> None:
+    block = Synthesizer(rows=9_000, takeovers=3, seed=8).block(0)
+    formatter = RowFormatter()
+    whole = formatter.format(block, first_index=0)
+    pieces, start = [], 0
+    for piece in block.pieces(1_234):
+        pieces.append(formatter.format(piece, first_index=start))
+        start += len(piece)
+    assert b"".join(pieces) == whole
+    assert whole.count(b"\n") == 9_000
+
+
 @pytest.mark.usefixtures("small_blocks")
 def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     for name in ("a.csv", "b.csv", "a.csv.gz", "b.csv.gz"):
