@@ -26,6 +26,7 @@ RATE=${RATE:-}
 PY=${PY:-.venv/bin/python}
 RESULTS=${RESULTS:-BENCHMARKS.md}
 BENCH_NOTE=${BENCH_NOTE:-}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 READY_TIMEOUT_SECS=60
 STOP_TIMEOUT_SECS=20
 if [[ -z "${ORT_DYLIB_PATH:-}" ]]; then
@@ -90,7 +91,7 @@ start_server() {
     local name=$1 addr=$2
     case "$name" in
         login-scorer)
-            ./target/release/login-scorer serve --listen "$addr" --model-root "$MODEL_ROOT" \
+            "$TARGET_DIR/release/login-scorer" serve --listen "$addr" --model-root "$MODEL_ROOT" \
                 >"$WORK/$name.log" 2>&1 &
             ;;
         floor)
