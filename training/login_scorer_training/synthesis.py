@@ -259,7 +259,8 @@ def _burst_lengths(rng: np.random.Generator, total: int) -> np.ndarray:
 def _round_trip_times(rng: np.random.Generator, n: int) -> np.ndarray:
     """Round-trip times in whole ms, NaN where missing (about 95.9%).
 
-    A log-normal body with median 540 ms and a Pareto tail past 100 s; the
+    A log-normal body with median 540 ms and, for 2% of values, a Pareto
+    tail from 2 s that passes 100 s now and then (capped at 250 s); the
     published figures give only the median, the minimum and the maximum.
     """
     body = 540.0 * np.exp(rng.normal(0.0, 0.8, n))
@@ -282,5 +283,10 @@ def _columns(locations: Locations, **columns: np.ndarray) -> dict[str, np.ndarra
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    names = [name for name in parts[0] if all(name in part for part in parts)]
-    return {name: np.concatenate([part[name] for part in parts]) for name in names}
+    """Stack row groups that carry the same columns."""
+    names = set(parts[0])
+    if any(set(part) != names for part in parts):
+        raise ValueError(
+            f"row groups disagree on columns: {[sorted(p) for p in parts]}"
+        )
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
