@@ -168,8 +168,13 @@ async fn load(args: Args, bodies: Vec<Bytes>) -> anyhow::Result<()> {
     let measure_planned = plan.measure;
     let measure_started = tokio::time::Instant::now() + plan.warmup;
     let result = run::run(plan).await?;
-    // With a request cap the window can close early: throughput uses the real window.
-    let measured = measure_planned.min(measure_started.elapsed());
+    // The window is the planned one (an open loop's schedule fills it exactly),
+    // unless the request cap closed it early.
+    let measured = if result.capped {
+        measure_planned.min(measure_started.elapsed())
+    } else {
+        measure_planned
+    };
 
     let mode = match args.rate {
         Some(rate_per_s) => Mode::Open {

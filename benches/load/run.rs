@@ -33,6 +33,8 @@ pub struct Plan {
 pub struct RunResult {
     pub tallies: Vec<ConnectionTally>,
     pub missed: u64,
+    /// The request cap closed the window before its planned end.
+    pub capped: bool,
 }
 
 /// Which part of the run a request belongs to.
@@ -150,9 +152,14 @@ pub async fn run(plan: Plan) -> anyhow::Result<RunResult> {
     let Ok(tallies) = joined else {
         bail!("the run did not finish within {hard_limit:?}; is the server hung?");
     };
+    let capped = shared
+        .plan
+        .max_requests
+        .is_some_and(|cap| shared.measured_sent.load(Ordering::Relaxed) >= cap);
     Ok(RunResult {
         tallies,
         missed: shared.missed.load(Ordering::Relaxed),
+        capped,
     })
 }
 
