@@ -27,6 +27,7 @@ PY=${PY:-.venv/bin/python}
 RESULTS=${RESULTS:-BENCHMARKS.md}
 BENCH_NOTE=${BENCH_NOTE:-}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
+OPEN_LOOP_ATTEMPTS=${OPEN_LOOP_ATTEMPTS:-2}
 READY_TIMEOUT_SECS=60
 STOP_TIMEOUT_SECS=20
 if [[ -z "${ORT_DYLIB_PATH:-}" ]]; then
@@ -146,9 +147,20 @@ print(max(10, int(lowest / 2 // 10 * 10)))
 ' "$WORK/login-scorer-closed.json" "$WORK/floor-closed.json" "$WORK/fastapi-closed.json")
 fi
 
-log "open loop at $RATE req/s"
-for name in "${SERVERS[@]}"; do
-    measure "$name" open --rate "$RATE"
+# A server that falls behind (or a burst of other work on the machine) makes
+# the rate unusable for comparing p99; halve it and try again, a bounded
+# number of times.
+for attempt in $(seq 1 "$OPEN_LOOP_ATTEMPTS"); do
+    log "open loop at $RATE req/s (attempt $attempt of $OPEN_LOOP_ATTEMPTS)"
+    for name in "${SERVERS[@]}"; do
+        measure "$name" open --rate "$RATE"
+    done
+    if "$PY" benches/compare_report.py --work "$WORK" --check-sustained; then
+        break
+    fi
+    if ((attempt < OPEN_LOOP_ATTEMPTS)); then
+        RATE=$((RATE / 2 > 10 ? RATE / 2 : 10))
+    fi
 done
 
 COMMAND="make bench-compare (benches/compare.sh: CONNECTIONS=$CONNECTIONS"

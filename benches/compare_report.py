@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,24 +135,44 @@ def section(
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--results", type=Path, required=True)
-    parser.add_argument("--command", required=True)
-    parser.add_argument("--load-before", required=True)
-    parser.add_argument("--note", default="")
-    parser.add_argument("--python-workers", type=int, required=True)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-
-    reports = {
+def read_reports(work: Path, runs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    return {
         prefix: {
-            run: json.loads((args.work / f"{prefix}-{run}.json").read_text())
-            for run in ("closed", "open")
+            run: json.loads((work / f"{prefix}-{run}.json").read_text()) for run in runs
         }
         for prefix, _ in SERVERS
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument(
+        "--check-sustained",
+        action="store_true",
+        help="only check the open-loop runs: exit 1 if a server fell behind",
+    )
+    parser.add_argument("--results", type=Path)
+    parser.add_argument("--command", default="")
+    parser.add_argument("--load-before", default="")
+    parser.add_argument("--note", default="")
+    parser.add_argument("--python-workers", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+
+    if args.check_sustained:
+        behind = [
+            prefix
+            for prefix, runs in read_reports(args.work, ("open",)).items()
+            if not sustained(runs["open"])
+        ]
+        if behind:
+            LOG.warning("did not sustain the offered rate: %s", ", ".join(behind))
+        return 1 if behind else 0
+
+    if args.results is None:
+        parser.error("--results is required unless --check-sustained")
+    reports = read_reports(args.work, ("closed", "open"))
     text = section(
         reports, args.command, args.load_before, args.note, args.python_workers
     )
@@ -160,7 +181,8 @@ def main() -> None:
     with args.results.open("a") as results:
         results.write("\n" + text)
     LOG.info("appended to %s:\n%s", args.results, text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
