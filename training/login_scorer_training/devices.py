@@ -177,6 +177,9 @@ _TAIL_BROWSERS: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], ..
 )  # fmt: skip
 
 
+# TODO: one user-agent string per profile (about 2,100 distinct); the real
+# data has far more variants of each. The model does not read the user agent,
+# so the catalogue stays finite to keep CSV formatting table-driven.
 class DeviceProfile(NamedTuple):
     """One emitted combination of the four device columns."""
 

@@ -199,6 +199,9 @@ class Synthesizer:
             success=rng.random(n) < CATCH_ALL_SUCCESS_SHARE,
         )
 
+    # TODO: a burst must fit in its block's slice of the time line; with
+    # fewer than about 10,000 rows in a file that slice is shorter than a
+    # long burst, which is then squeezed against the slice's end.
     def _burst_rows(
         self, rng: np.random.Generator, n: int, window: tuple[float, float]
     ) -> dict[str, np.ndarray]:

@@ -47,7 +47,12 @@ class TakeoverPlanner:
         return self.positions[lo:hi]
 
     def rows(self, positions: np.ndarray) -> dict[str, np.ndarray]:
-        """The columns of the takeovers at these positions (times excluded)."""
+        """The columns of the takeovers at these positions (times excluded).
+
+        TODO: one Python iteration per takeover (about 2 ms each, mostly the
+        victim search); fine for the hundreds to thousands we generate, slow
+        if someone asks for the allowed maximum of rows/20 on a large file.
+        """
         fields = [self._one(int(p)) for p in positions]
         keys = derive(self.seed, _TAG_TAKEOVER, positions.astype(np.int64))
         country = np.array([f[0] for f in fields], dtype=np.int64)
