@@ -58,7 +58,12 @@ pub struct ModelArgs {
     pub sessions: Option<usize>,
 
     /// Percentile of held-out normal scores at or above which anomalies are denied.
-    #[arg(long, env = "LOGIN_SCORER_DENY_PERCENTILE", default_value_t = DEFAULT_DENY_PERCENTILE)]
+    #[arg(
+        long,
+        env = "LOGIN_SCORER_DENY_PERCENTILE",
+        default_value_t = DEFAULT_DENY_PERCENTILE,
+        value_parser = parse_percentile
+    )]
     pub deny_percentile: f64,
 }
 
@@ -79,4 +84,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => score::run(args, &dylib),
         Command::CheckBundle(args) => check::run(args, &dylib),
     }
+}
+
+/// A percentile in 0..=100.
+fn parse_percentile(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not a percentile (0 to 100)"))
+    }
+}
+
+/// A non-negative, finite number of seconds.
+pub(crate) fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    std::time::Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{value} is not a non-negative, finite number of seconds"))
 }

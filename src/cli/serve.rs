@@ -53,8 +53,13 @@ pub struct ServeArgs {
     pub max_in_flight: usize,
 
     /// Seconds requests in flight may take to finish after SIGTERM or ctrl-c.
-    #[arg(long, env = "LOGIN_SCORER_DRAIN_SECONDS", default_value_t = 10.0)]
-    pub drain_seconds: f64,
+    #[arg(
+        long,
+        env = "LOGIN_SCORER_DRAIN_SECONDS",
+        default_value = "10",
+        value_parser = super::parse_seconds
+    )]
+    pub drain_seconds: Duration,
 
     /// Watch the model root and reload on changes.
     #[arg(long, env = "LOGIN_SCORER_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
@@ -121,8 +126,7 @@ async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
         "listening"
     );
 
-    let drain = Duration::from_secs_f64(args.drain_seconds.max(0.0));
-    let drained = http::serve(listener, router, shutdown_signal(), drain).await?;
+    let drained = http::serve(listener, router, shutdown_signal(), args.drain_seconds).await?;
     tracing::info!(drained, "stopped");
     Ok(())
 }
