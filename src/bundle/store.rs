@@ -138,6 +138,12 @@ impl ModelStore {
                 let same_manifest = load::manifest_fingerprint(&candidate.path)
                     .is_ok_and(|fingerprint| fingerprint == model.fingerprint);
                 if candidate.version == model.version() && same_manifest {
+                    tracing::info!(
+                        trigger = trigger.as_str(),
+                        model_version = model.version(),
+                        rejected = rejected.len(),
+                        "no newer valid bundle; model unchanged"
+                    );
                     return Ok(ReloadOutcome::Unchanged {
                         version: model.version(),
                         rejected,

@@ -80,7 +80,11 @@ pub fn run(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, dylib))
+    let served = runtime.block_on(serve(args, dylib));
+    // NOTE: the file watcher and reloads use blocking threads; do not let one that is
+    // mid-load hold the exit after the drain has finished.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served
 }
 
 async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {

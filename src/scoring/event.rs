@@ -333,12 +333,12 @@ fn read_bool(field: EventField, raw: Option<RawValue<'_>>) -> Result<Option<bool
     if let Some(RawValue::Json(Value::Bool(flag))) = raw {
         return Ok(Some(*flag));
     }
-    let expected = "expected true or false (or the strings \"True\"/\"False\"/\"true\"/\"false\")";
+    let expected = "expected true or false (or the strings True/False, true/false, TRUE/FALSE)";
     match as_text(raw) {
         Ok(None) => Ok(None),
         Ok(Some(text)) => match text.trim() {
-            "True" | "true" => Ok(Some(true)),
-            "False" | "false" => Ok(Some(false)),
+            "True" | "true" | "TRUE" => Ok(Some(true)),
+            "False" | "false" | "FALSE" => Ok(Some(false)),
             other => Err(EventError::invalid(
                 field,
                 format!("{expected}, got `{other}`"),
