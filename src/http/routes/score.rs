@@ -12,15 +12,16 @@ use serde_json::Value;
 use super::request_id;
 use crate::bundle::LoadedModel;
 use crate::http::error::{ApiError, ErrorDetail};
-use crate::http::extract::JsonBody;
+use crate::http::extract::{JsonBody, JsonBytes, parse_json};
 use crate::http::router::AppState;
 use crate::scoring::features::feature_indices;
 use crate::scoring::{Action, Contribution, FeatureVector, LoginEvent, ScoreOutcome};
 use crate::telemetry;
 
-/// Batches with at least this many valid events are scored on the blocking pool; smaller
-/// ones take well under a millisecond and run inline (see `crate::scoring::model`).
-pub const INLINE_BATCH_ROWS: usize = 128;
+/// Batch bodies up to this size (about a hundred events, well under a millisecond of
+/// work) are parsed and scored inline; larger ones on the blocking pool, so a 10,000-event
+/// batch never holds an async worker (see `crate::scoring::model`).
+pub const INLINE_BATCH_BYTES: usize = 64 * 1024;
 
 /// The name and version that scored a request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -130,40 +131,50 @@ pub async fn score_one(
 pub async fn score_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(batch): JsonBody<BatchRequest>,
+    JsonBytes(body): JsonBytes,
 ) -> Result<Json<BatchResponse>, ApiError> {
+    let model = state.store.current().ok_or(ApiError::NotReady)?;
     let limit = state.config.max_batch_events;
+    let results = if body.len() <= INLINE_BATCH_BYTES {
+        score_batch_body(&model, &body, limit)?
+    } else {
+        let model = Arc::clone(&model);
+        tokio::task::spawn_blocking(move || score_batch_body(&model, &body, limit))
+            .await
+            .map_err(|err| ApiError::Internal(format!("batch task failed: {err}")))??
+    };
+    Ok(Json(BatchResponse {
+        request_id: request_id(&headers),
+        model: model_ref(&model),
+        results,
+    }))
+}
+
+/// Parses, encodes and scores a batch body (all events in one inference call).
+fn score_batch_body(
+    model: &LoadedModel,
+    body: &[u8],
+    limit: usize,
+) -> Result<Vec<BatchEntry>, ApiError> {
+    let batch: BatchRequest = parse_json(body)?;
     if batch.events.len() > limit {
         return Err(ApiError::BatchTooLarge {
             count: batch.events.len(),
             limit,
         });
     }
-    let model = state.store.current().ok_or(ApiError::NotReady)?;
     let parsed: Vec<Result<LoginEvent, ApiError>> = batch
         .events
         .iter()
         .map(|event| LoginEvent::from_json(event).map_err(ApiError::from))
         .collect();
-
-    let valid: Vec<&LoginEvent> = parsed
+    let vectors: Vec<FeatureVector> = parsed
         .iter()
         .filter_map(|event| event.as_ref().ok())
-        .collect();
-    let vectors: Vec<FeatureVector> = valid
-        .iter()
         .map(|event| model.scorer.preprocessor().encode(event))
         .collect();
-    let outcomes = if vectors.len() >= INLINE_BATCH_ROWS {
-        let model = Arc::clone(&model);
-        tokio::task::spawn_blocking(move || score_vectors(&model, &vectors))
-            .await
-            .map_err(|err| ApiError::Internal(format!("scoring task failed: {err}")))??
-    } else {
-        score_vectors(&model, &vectors)?
-    };
+    let mut outcomes = score_vectors(model, &vectors)?.into_iter();
 
-    let mut outcomes = outcomes.into_iter();
     let results = parsed
         .iter()
         .enumerate()
@@ -171,7 +182,7 @@ pub async fn score_batch(
             Ok(event) => match outcomes.next() {
                 Some(outcome) => BatchEntry::Scored {
                     index,
-                    result: event_score(&model, event, &outcome),
+                    result: event_score(model, event, &outcome),
                 },
                 None => BatchEntry::Failed {
                     index,
@@ -184,11 +195,7 @@ pub async fn score_batch(
             },
         })
         .collect();
-    Ok(Json(BatchResponse {
-        request_id: request_id(&headers),
-        model: model_ref(&model),
-        results,
-    }))
+    Ok(results)
 }
 
 fn score_vectors(
