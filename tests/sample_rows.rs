@@ -129,3 +129,80 @@ fn gzip_input_scores_like_plain_input() {
         score_offline(&sample, &root)
     );
 }
+
+#[test]
+fn labelled_input_prints_the_evaluation() {
+    // The golden rows include takeovers: write them as a snake_case CSV with labels.
+    let shipped = common::latest_shipped_version();
+    let rows =
+        login_scorer::bundle::golden::parse(&std::fs::read(shipped.join("golden.jsonl")).unwrap())
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("labelled.csv");
+    let fields = login_scorer::scoring::EventField::ALL;
+    let mut writer = csv::Writer::from_path(&input).unwrap();
+    writer
+        .write_record(fields.iter().map(|field| field.name()))
+        .unwrap();
+    for row in &rows {
+        writer
+            .write_record(fields.iter().map(|field| match &row.event[field.name()] {
+                Value::Null => String::new(),
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            }))
+            .unwrap();
+    }
+    writer.flush().unwrap();
+
+    let out = dir.path().join("scores.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_login-scorer"))
+        .env("ORT_DYLIB_PATH", common::ort_dylib())
+        .args(["--log", "warn", "score", "--model-root"])
+        .arg(&shipped)
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = String::from_utf8(output.stdout).unwrap();
+
+    let mut reader = csv::Reader::from_path(&out).unwrap();
+    let (mut true_positives, mut false_negatives) = (0, 0);
+    for (record, row) in reader.records().zip(&rows) {
+        let record = record.unwrap();
+        let takeover = row.event["is_account_takeover"] == Value::Bool(true);
+        match (takeover, &record[4]) {
+            (true, "true") => true_positives += 1,
+            (true, _) => false_negatives += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        true_positives + false_negatives > 0,
+        "golden rows hold takeovers"
+    );
+    let takeover_line = report
+        .lines()
+        .find(|line| line.trim_start().starts_with("takeover"))
+        .unwrap();
+    let counts: Vec<u64> = takeover_line
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(counts, vec![false_negatives, true_positives], "{report}");
+    for metric in ["precision", "recall", "roc_auc", "pr_auc"] {
+        let line = report
+            .lines()
+            .find(|line| line.trim_start().starts_with(metric))
+            .unwrap();
+        let value: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&value), "{line}");
+    }
+}
