@@ -132,6 +132,9 @@ impl ModelStore {
             (Err(err), None) => return Err(err),
         };
 
+        // NOTE: a rejected candidate is validated again on every trigger until it is
+        // fixed or removed; each attempt is logged and counted, which is what operators
+        // want to see while a bad bundle sits in the root.
         let mut rejected = Vec::new();
         for candidate in versions {
             if let Some(model) = &current {
