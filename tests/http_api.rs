@@ -603,3 +603,35 @@ async fn a_client_request_id_is_kept() {
     assert_eq!(body["request_id"], "gateway-123");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_times_out_with_408_and_frees_its_slot() {
+    let store = common::loaded_store(&common::shipped_model_root());
+    let config = HttpConfig {
+        max_in_flight: 1,
+        request_timeout: Duration::from_millis(300),
+        ..HttpConfig::default()
+    };
+    let server = TestServer::start_with(store, config, None).await;
+
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/score HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: 1000\r\n\r\n{{\"country\":"
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(common::POLL_TIMEOUT, stalled.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+
+    // The slot is free again.
+    let response = post_json(&server, "/v1/score", &normal_event()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    server.stop().await;
+}

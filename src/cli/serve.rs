@@ -52,6 +52,15 @@ pub struct ServeArgs {
     #[arg(long, env = "LOGIN_SCORER_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
 
+    /// Longest a scoring request may take, body upload included, in seconds; then 408.
+    #[arg(
+        long,
+        env = "LOGIN_SCORER_REQUEST_TIMEOUT_SECONDS",
+        default_value = "10",
+        value_parser = super::parse_seconds
+    )]
+    pub request_timeout_seconds: Duration,
+
     /// Seconds requests in flight may take to finish after SIGTERM or ctrl-c.
     #[arg(
         long,
@@ -114,6 +123,7 @@ async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
         max_event_bytes: args.max_event_bytes,
         max_batch_bytes: args.max_batch_bytes,
         max_in_flight: args.max_in_flight,
+        request_timeout: args.request_timeout_seconds,
     };
     let router = http::build_router(AppState {
         store,

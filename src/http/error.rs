@@ -46,6 +46,9 @@ pub enum ApiError {
     /// No valid model is loaded.
     #[error("no model is loaded yet")]
     NotReady,
+    /// The request took longer than the configured timeout.
+    #[error("the request took too long (a stalled upload?)")]
+    RequestTimeout,
     /// Too many requests in flight.
     #[error("too many requests in flight; retry shortly")]
     Overloaded,
@@ -97,6 +100,7 @@ impl ApiError {
             Self::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
@@ -32,6 +33,9 @@ pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Default most scoring requests in flight before new ones are shed with 503.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
+/// Default longest time a scoring request may take.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Limits of the HTTP service.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -43,6 +47,8 @@ pub struct HttpConfig {
     pub max_batch_bytes: usize,
     /// Most scoring requests in flight; more are shed with 503 and Retry-After.
     pub max_in_flight: usize,
+    /// Longest a scoring request may take, body upload included; then 408.
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +58,7 @@ impl Default for HttpConfig {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -111,12 +118,19 @@ pub fn build_router(state: AppState) -> Router {
     // Shedding sits in front of the scoring routes only, so probes and /metrics still
     // answer under overload. One semaphore is shared by both scoring routes.
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+    // The timeout sits inside the limit so a client that stalls mid-body gives its slot
+    // back instead of holding it forever.
     let shed_when_full = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-            ApiError::Overloaded
+        .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
+            if err.is::<tower::timeout::error::Elapsed>() {
+                ApiError::RequestTimeout
+            } else {
+                ApiError::Overloaded
+            }
         }))
         .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight));
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
+        .timeout(config.request_timeout);
 
     let scoring = Router::new()
         .route(
