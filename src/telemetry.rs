@@ -49,6 +49,7 @@ pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
     };
     installed.map_err(|err| anyhow::anyhow!("cannot install the logger: {err}"))
