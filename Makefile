@@ -24,7 +24,7 @@ TAKEOVERS ?= 400
 DATA ?= data/generated/rba-$(ROWS).csv.gz
 KIND ?= autoencoder
 EPOCHS ?= 30
-BATCH_SIZE ?= 1024
+BATCH_SIZE ?= 256
 
 # Resolved when a recipe runs, after the runtime wheel is installed.
 ORT_DYLIB_PATH ?= $(firstword $(wildcard \
