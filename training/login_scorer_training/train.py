@@ -22,9 +22,11 @@ from login_scorer_training.reader import RbaFormatError, read_logins
 
 LOG = logging.getLogger(__name__)
 
-# TensorFlow's C++ start-up chatter (oneDNN notes, missing CUDA) is not ours
-# to show; Python-level errors still surface. Set before TF is first imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter (oneDNN notes, "failed call to cuInit" on
+# a machine without a GPU, graph attribute warnings) is logged at ERROR level
+# and is not ours to show; real failures still surface as Python exceptions.
+# Set before TF is first imported; a user's own setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 DEFAULT_MODEL_ROOT = Path("artifacts/rba-autoencoder")
 # Chosen by measurement on the 2M-row generated file; see docs/training.md.
