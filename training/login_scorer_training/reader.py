@@ -266,6 +266,9 @@ def _open_batches(path: Path, stream: Any) -> Iterator[pa.RecordBatch]:
             raise problems[0] from None
         why = f"malformed CSV: {str(error).splitlines()[0]}"
         raise RbaFormatError(path, None, None, why) from None
+    except OSError as error:
+        # A truncated or corrupt gzip stream, or an I/O error part way.
+        raise RbaFormatError(path, None, None, f"cannot read: {error}") from None
 
 
 def _raw_event(batch: pa.RecordBatch, position: int) -> dict[str, Any]:
@@ -297,7 +300,7 @@ def read_logins(
 ) -> LoginTable:
     """Stream ``path`` and return its compact columns; raises RbaFormatError."""
     if not path.is_file():
-        raise RbaFormatError(path, None, None, "no such file")
+        raise RbaFormatError(path, None, None, "not a readable file")
     vocabularies = {
         feature: _Vocabulary(strip_version if feature in VERSIONED_FEATURES else str)
         for feature in CATEGORY_COLUMNS.values()

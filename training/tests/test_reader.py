@@ -159,8 +159,19 @@ def test_row_with_too_few_fields(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(RbaFormatError, match="no such file"):
+    with pytest.raises(RbaFormatError, match="not a readable file"):
         read_logins(tmp_path / "nope.csv")
+
+
+def test_truncated_gzip(rba_file, tmp_path: Path) -> None:
+    whole = rba_file(3000, 2, name="whole.csv.gz").read_bytes()
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+
+    with pytest.raises(RbaFormatError, match="cannot read") as caught:
+        read_logins(cut)
+
+    assert caught.value.path == cut
 
 
 def test_cli_reports_bad_input_without_traceback(
