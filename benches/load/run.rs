@@ -16,6 +16,11 @@ use crate::report::{ConnectionTally, Outcome};
 /// Pause after a transport failure so a dead server is not polled in a hot loop.
 const FAILURE_BACKOFF: Duration = Duration::from_millis(1);
 
+/// How long after the window an open loop still sends requests scheduled inside
+/// it. A server only slightly behind drains its queue (the wait counts as
+/// latency); what is still queued after this was never sent.
+const OPEN_LOOP_DRAIN: Duration = Duration::from_secs(1);
+
 /// Everything a run needs, fixed before it starts.
 pub struct Plan {
     pub url: Url,
@@ -29,7 +34,7 @@ pub struct Plan {
 }
 
 /// What the connections measured, and how many scheduled requests (open loop)
-/// were still waiting for a free connection when the window closed.
+/// were still waiting for a free connection when the drain after the window ended.
 pub struct RunResult {
     pub tallies: Vec<ConnectionTally>,
     pub missed: u64,
@@ -123,7 +128,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<RunResult> {
     let start = Instant::now();
     let measure_start = start + plan.warmup;
     let deadline = measure_start + plan.measure;
-    let hard_limit = plan.warmup + plan.measure + plan.timeout + Duration::from_secs(10);
+    let hard_limit =
+        plan.warmup + plan.measure + OPEN_LOOP_DRAIN + plan.timeout + Duration::from_secs(10);
     let shared = Arc::new(Shared {
         measure_start,
         deadline,
@@ -216,7 +222,7 @@ async fn open_loop(shared: Arc<Shared>, client: Client, tickets: Tickets) -> Con
     loop {
         let ticket = tickets.lock().await.recv().await;
         let Some(scheduled) = ticket else { break };
-        if Instant::now() >= shared.deadline {
+        if Instant::now() >= shared.deadline + OPEN_LOOP_DRAIN {
             shared.missed.fetch_add(1, Ordering::Relaxed);
             continue;
         }
