@@ -5,10 +5,10 @@
 //! round-robin and waiting on one only when all are busy. The pool holds one session per
 //! core, each with one intra-op thread, so every core can run inference at once and ONNX
 //! Runtime spawns no threads of its own to compete with the async workers. Measured with
-//! `examples/measure.rs` on the 2-core machine: one-row inference takes a median 3.7 us
-//! (a whole event, JSON to score, 6.9 us); two threads sharing one session manage 155k
-//! inferences/s, two sessions 311k/s, so a single shared session would halve inference
-//! throughput. Single events are therefore scored inline on the async worker (a few
+//! `examples/measure.rs` on the 2-core machine (shipped bundle, load average 1.4): one-row
+//! inference takes a median 3.6 us (a whole event, JSON to score, 6.8 us); two threads
+//! sharing one session score 88k events/s (154k bare inferences/s), two sessions 184k
+//! events/s (327k inferences/s), so a single shared session would halve throughput. Single events are therefore scored inline on the async worker (a few
 //! microseconds, shorter than a hop to another thread); batch bodies over 64 KiB are
 //! parsed and scored in `spawn_blocking` (see `crate::http::routes::score`).
 
