@@ -7,6 +7,11 @@ vocabularies for the category columns, the hour and weekday of the
 timestamp, and the three booleans. Full raw rows are kept only for a small
 set of candidates (the first rows of the file and every account takeover),
 from which the bundle's golden events are drawn.
+
+NOTE: every column is parsed (as strings, one block at a time) because user
+ids and ASNs are validated and golden events need whole rows; only the
+compact columns outlive a block. Skipping the unused columns would save
+parse time, not memory.
 """
 
 from __future__ import annotations
