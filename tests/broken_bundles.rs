@@ -292,7 +292,11 @@ async fn an_emptied_model_root_keeps_the_served_model() {
     assert_eq!(body["status"], "unchanged", "{body}");
     assert_eq!(served_version(&server).await, 1);
     assert_eq!(score_status(&server).await, StatusCode::OK);
-    assert_eq!(server.store.reloads_failed(), 1, "the empty root is counted");
+    assert_eq!(
+        server.store.reloads_failed(),
+        1,
+        "the empty root is counted"
+    );
 
     std::fs::remove_dir_all(&root).unwrap();
     let response = common::client()
