@@ -2,6 +2,7 @@
 #
 #   make serve   install what is missing, build, serve the shipped bundle on 127.0.0.1:8080
 #   make test    lint and every test (what CI runs)
+#   make test-contract   the running server against openapi.yaml (schemathesis)
 #   make bench-load      load a running service (BENCH_URL) with events from DATA
 #   make bench-compare   login-scorer vs HTTP floor vs FastAPI peer, appended to BENCHMARKS.md
 #
@@ -36,7 +37,7 @@ TRAINING_STAMP := $(VENV)/.training-installed
 CHECKS_STAMP := $(VENV)/.checks-installed
 
 .PHONY: help setup setup-training build serve data train test lint lint-deploy fmt \
-	test-python test-rust clean
+	test-python test-rust test-contract clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -107,7 +108,13 @@ test-python: setup-training
 test-rust: setup
 	cargo nextest run --locked --no-fail-fast
 
-test: lint lint-deploy test-python test-rust
+# A debug build: nextest has just built it, so this costs no compile.
+test-contract: setup $(CHECKS_STAMP)
+	cargo build --locked --bin login-scorer
+	BINARY=$${CARGO_TARGET_DIR:-target}/debug/login-scorer \
+		SCHEMATHESIS=$(VENV)/bin/schemathesis bash .ci/contract-test.sh
+
+test: lint lint-deploy test-python test-rust test-contract
 
 clean:
 	cargo clean

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Extension, middleware as axum_middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
@@ -35,6 +35,115 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 /// Default longest time a scoring request may take.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP method the service routes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMethod {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+}
+
+impl RouteMethod {
+    /// The method's name, as in an HTTP request line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+        }
+    }
+
+    const fn filter(self) -> MethodFilter {
+        match self {
+            Self::Get => MethodFilter::GET,
+            Self::Post => MethodFilter::POST,
+        }
+    }
+}
+
+/// What a route does; [`build_router`] maps each to its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Score one event.
+    ScoreOne,
+    /// Score a batch of events.
+    ScoreBatch,
+    /// Describe the served model.
+    ModelInfo,
+    /// Liveness probe.
+    Healthz,
+    /// Readiness probe.
+    Readyz,
+    /// Prometheus metrics.
+    Metrics,
+    /// Re-scan the model root now.
+    AdminReload,
+}
+
+impl Endpoint {
+    /// Scoring routes sit behind the in-flight limit and the request timeout.
+    const fn is_scoring(self) -> bool {
+        matches!(self, Self::ScoreOne | Self::ScoreBatch)
+    }
+}
+
+/// One route: method, path and what answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The method.
+    pub method: RouteMethod,
+    /// The path.
+    pub path: &'static str,
+    /// What answers it.
+    pub endpoint: Endpoint,
+}
+
+/// Every route the service answers. [`build_router`] registers exactly these, and
+/// `tests/openapi_contract.rs` checks that `openapi.yaml` documents the same set.
+pub const ROUTES: &[Route] = &[
+    Route::new(RouteMethod::Post, "/v1/score", Endpoint::ScoreOne),
+    Route::new(RouteMethod::Post, "/v1/score/batch", Endpoint::ScoreBatch),
+    Route::new(RouteMethod::Get, "/v1/model", Endpoint::ModelInfo),
+    Route::new(RouteMethod::Get, "/healthz", Endpoint::Healthz),
+    Route::new(RouteMethod::Get, "/readyz", Endpoint::Readyz),
+    Route::new(RouteMethod::Get, "/metrics", Endpoint::Metrics),
+    Route::new(RouteMethod::Post, "/admin/reload", Endpoint::AdminReload),
+];
+
+impl Route {
+    const fn new(method: RouteMethod, path: &'static str, endpoint: Endpoint) -> Route {
+        Route {
+            method,
+            path,
+            endpoint,
+        }
+    }
+
+    /// The handler, with the body limit of the scoring routes.
+    fn method_router(self, config: &HttpConfig) -> MethodRouter<AppState> {
+        let method = self.method.filter();
+        let with_body_limit = |router: MethodRouter<AppState>, limit: usize| {
+            router
+                .layer::<_, Infallible>(DefaultBodyLimit::max(limit))
+                .layer::<_, Infallible>(Extension(BodyLimit(limit)))
+        };
+        match self.endpoint {
+            Endpoint::ScoreOne => {
+                with_body_limit(on(method, routes::score::score_one), config.max_event_bytes)
+            }
+            Endpoint::ScoreBatch => with_body_limit(
+                on(method, routes::score::score_batch),
+                config.max_batch_bytes,
+            ),
+            Endpoint::ModelInfo => on(method, routes::model::model_info),
+            Endpoint::Healthz => on(method, routes::health::healthz),
+            Endpoint::Readyz => on(method, routes::health::readyz),
+            Endpoint::Metrics => on(method, routes::health::metrics),
+            Endpoint::AdminReload => on(method, routes::admin::reload),
+        }
+    }
+}
 
 /// Limits of the HTTP service.
 #[derive(Debug, Clone)]
@@ -132,20 +241,15 @@ pub fn build_router(state: AppState) -> Router {
         .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
         .timeout(config.request_timeout);
 
-    let scoring = Router::new()
-        .route(
-            "/v1/score",
-            post(routes::score::score_one)
-                .layer::<_, Infallible>(DefaultBodyLimit::max(config.max_event_bytes))
-                .layer::<_, Infallible>(Extension(BodyLimit(config.max_event_bytes))),
-        )
-        .route(
-            "/v1/score/batch",
-            post(routes::score::score_batch)
-                .layer::<_, Infallible>(DefaultBodyLimit::max(config.max_batch_bytes))
-                .layer::<_, Infallible>(Extension(BodyLimit(config.max_batch_bytes))),
-        )
-        .route_layer(shed_when_full);
+    let routes_where = |scoring: bool| {
+        ROUTES
+            .iter()
+            .filter(move |route| route.endpoint.is_scoring() == scoring)
+            .fold(Router::new(), |router, route| {
+                router.route(route.path, route.method_router(&config))
+            })
+    };
+    let scoring = routes_where(true).route_layer(shed_when_full);
 
     // Outermost first: a panic becomes a JSON 500; the request id is set before the
     // span opens so the span carries it; the response echoes it; metrics see the
@@ -165,11 +269,7 @@ pub fn build_router(state: AppState) -> Router {
 
     Router::new()
         .merge(scoring)
-        .route("/v1/model", get(routes::model::model_info))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/admin/reload", post(routes::admin::reload))
+        .merge(routes_where(false))
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         .with_state(state)
