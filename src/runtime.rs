@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use ort::environment::Environment;
 
 /// How to get a runtime when it is missing.
-pub const RUNTIME_FIX: &str = "`make setup` installs it into .venv, or set --ort-dylib-path \
-     (ORT_DYLIB_PATH) to a libonnxruntime.so";
+pub const RUNTIME_FIX: &str = "`make setup` installs it into .venv; or `pip install \
+     onnxruntime==1.31.1` and set ORT_DYLIB_PATH (or --ort-dylib-path) to its \
+     onnxruntime/capi/libonnxruntime.so.1.31.1";
 
 /// Where the Python wheel installed by `make setup` puts the library, relative to the repo.
 const VENV_SITE_PACKAGES: &str = ".venv/lib";

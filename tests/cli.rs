@@ -82,13 +82,50 @@ fn a_missing_or_wrong_runtime_names_the_path_and_the_fix() {
         &["serve", "--listen", "127.0.0.1:0", "--model-root", root],
         missing,
     );
-    assert_clean_failure(&output, &["/nonexistent/libonnxruntime.so", "make setup"]);
+    assert_clean_failure(
+        &output,
+        &[
+            "/nonexistent/libonnxruntime.so",
+            "make setup",
+            "pip install onnxruntime==1.31.1",
+            "ORT_DYLIB_PATH",
+        ],
+    );
 
     // A file that is not a shared library at all.
     let wrong = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(wrong.path(), b"not a library").unwrap();
     let output = login_scorer(&["check-bundle", root], wrong.path());
     assert_clean_failure(&output, &[wrong.path().to_str().unwrap(), "make setup"]);
+}
+
+#[test]
+fn a_port_in_use_names_the_port_and_how_to_pick_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let root = common::shipped_model_root();
+    let output = login_scorer(
+        &[
+            "serve",
+            "--listen",
+            &address.to_string(),
+            "--model-root",
+            root.to_str().unwrap(),
+            "--watch",
+            "false",
+        ],
+        &common::ort_dylib(),
+    );
+    let port = format!("port {}", address.port());
+    assert_clean_failure(
+        &output,
+        &[
+            &port,
+            "--listen",
+            "LOGIN_SCORER_LISTEN",
+            "make serve LISTEN=",
+        ],
+    );
 }
 
 /// A `serve` process reading its stderr on a thread, so the test can wait for lines.

@@ -133,7 +133,7 @@ async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .map_err(|err| bind_error(args.listen, err))?;
     tracing::info!(
         address = %listener.local_addr()?,
         admin_reload = args.admin_token.is_some(),
@@ -143,6 +143,20 @@ async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
     let drained = http::serve(listener, router, shutdown_signal(), args.drain_seconds).await?;
     tracing::info!(drained, "stopped");
     Ok(())
+}
+
+/// Why the listen address could not be bound, with the way out when the port is taken.
+fn bind_error(listen: SocketAddr, err: std::io::Error) -> anyhow::Error {
+    if err.kind() != std::io::ErrorKind::AddrInUse {
+        return anyhow::Error::new(err).context(format!("cannot listen on {listen}"));
+    }
+    anyhow::anyhow!(
+        "cannot listen on {listen}: {err}; port {port} is taken (another login-scorer?): \
+         pick another with --listen {ip}:<port> or LOGIN_SCORER_LISTEN \
+         (`make serve LISTEN={ip}:<port>`)",
+        port = listen.port(),
+        ip = listen.ip(),
+    )
 }
 
 /// Resolves on SIGTERM or ctrl-c.
