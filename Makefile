@@ -3,6 +3,7 @@
 #   make serve   install what is missing, build, serve the shipped bundle on 127.0.0.1:8080
 #   make test    lint and every test (what CI runs)
 #   make test-contract   the running server against openapi.yaml (schemathesis)
+#   make test-reliability   100 reloads under load, 1,000 reloads' memory (bounded)
 #   make bench-load      load a running service (BENCH_URL) with events from DATA
 #   make bench-compare   login-scorer vs HTTP floor vs FastAPI peer, appended to BENCHMARKS.md
 #
@@ -37,7 +38,7 @@ TRAINING_STAMP := $(VENV)/.training-installed
 CHECKS_STAMP := $(VENV)/.checks-installed
 
 .PHONY: help setup setup-training build serve data train test lint lint-deploy fmt \
-	test-python test-rust test-contract clean
+	test-python test-rust test-contract test-reliability clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -114,7 +115,14 @@ test-contract: setup $(CHECKS_STAMP)
 	BINARY=$${CARGO_TARGET_DIR:-target}/debug/login-scorer \
 		SCHEMATHESIS=$(VENV)/bin/schemathesis bash .ci/contract-test.sh
 
-test: lint lint-deploy test-python test-rust test-contract
+# The long-running reliability tests (#[ignore]d in test-rust), one at a time so they
+# do not load the 2 cores together; `timeout` bounds the whole target.
+RELIABILITY_TIMEOUT_SECS ?= 300
+test-reliability: setup
+	timeout $(RELIABILITY_TIMEOUT_SECS) cargo nextest run --locked --no-fail-fast \
+		--test reliability --run-ignored only --test-threads 1 --no-capture
+
+test: lint lint-deploy test-python test-rust test-contract test-reliability
 
 clean:
 	cargo clean

@@ -1,0 +1,297 @@
+//! Long-running reliability checks, run by `make test-reliability` (they are `#[ignore]`d
+//! in the plain test run): 100 reloads under 64 connections of load, and memory across
+//! 1,000 reloads of the real binary. Each prints its figures and asserts them.
+
+#[path = "support/common.rs"]
+mod common;
+#[path = "support/serve_process.rs"]
+mod serve_process;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use hdrhistogram::Histogram;
+use login_scorer::http::HttpConfig;
+use serde_json::{Value, json};
+use serve_process::ServeProcess;
+
+const TOKEN: &str = "reliability";
+/// Concurrent keep-alive connections of the in-test load.
+const CONNECTIONS: usize = 64;
+/// Most requests one connection sends in one phase, so every loop is bounded.
+const MAX_REQUESTS_PER_CONNECTION: usize = 50_000;
+
+fn event(user: usize) -> Value {
+    json!({
+        "timestamp": "2020-02-03 12:44:19.260",
+        "user_id": user,
+        "country": "NO",
+        "device_type": "desktop",
+        "browser_name_and_version": "Chrome 86.0.4202",
+        "os_name_and_version": "Mac OS X 10.14.6",
+        "login_successful": true,
+        "is_attack_ip": false
+    })
+}
+
+/// A model root holding versions 1 and 2 (copies of the shipped bundle), and a parking
+/// place outside it: moving `2` there and back makes each admin reload swap versions.
+struct TwoVersions {
+    _scratch: tempfile::TempDir,
+    root: PathBuf,
+    parked: PathBuf,
+}
+
+impl TwoVersions {
+    fn new() -> TwoVersions {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let shipped = common::latest_shipped_version();
+        common::copy_version(&shipped, &root, 1);
+        common::copy_version(&shipped, &root, 2);
+        let parked = scratch.path().join("parked-2");
+        TwoVersions {
+            _scratch: scratch,
+            root,
+            parked,
+        }
+    }
+
+    /// Moves version 2 in or out of the root; returns the version the next reload serves.
+    fn toggle(&self) -> u64 {
+        let live = self.root.join("2");
+        if live.exists() {
+            std::fs::rename(&live, &self.parked).unwrap();
+            1
+        } else {
+            std::fs::rename(&self.parked, &live).unwrap();
+            2
+        }
+    }
+}
+
+/// One answered request.
+struct Sample {
+    sent: Instant,
+    done: Instant,
+    status: u16,
+    version: Option<u64>,
+}
+
+/// Closed loop on one keep-alive connection until `stop` (or the request cap).
+async fn connection_loop(url: String, stop: Arc<AtomicBool>, id: usize) -> Vec<Sample> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let body = event(id).to_string();
+    let mut samples = Vec::new();
+    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let sent = Instant::now();
+        let response = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        let (status, version) = match response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                (status, body["model"]["version"].as_u64())
+            }
+            Err(_) => (0, None),
+        };
+        samples.push(Sample {
+            sent,
+            done: Instant::now(),
+            status,
+            version,
+        });
+    }
+    samples
+}
+
+/// Runs the load while `during` runs; returns every sample.
+async fn under_load<F: std::future::Future<Output = ()>>(url: &str, during: F) -> Vec<Sample> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let connections: Vec<_> = (0..CONNECTIONS)
+        .map(|id| tokio::spawn(connection_loop(url.to_owned(), Arc::clone(&stop), id)))
+        .collect();
+    during.await;
+    stop.store(true, Ordering::Relaxed);
+    let mut samples = Vec::new();
+    for connection in connections {
+        samples.extend(connection.await.unwrap());
+    }
+    samples
+}
+
+fn p99_ms(samples: &[Sample]) -> f64 {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for sample in samples {
+        let micros = (sample.done - sample.sent).as_micros() as u64;
+        histogram.record(micros.max(1)).unwrap();
+    }
+    histogram.value_at_quantile(0.99) as f64 / 1000.0
+}
+
+/// A reload as the test saw it: the swap happened between `started` and `finished`.
+struct Reload {
+    started: Instant,
+    finished: Instant,
+    version: u64,
+}
+
+/// Whether `version` was live at some moment while the request was in flight. Version
+/// `initial` is live until the first reload finishes; each reload's version from when
+/// it started until the next one finished.
+fn was_live(sample: &Sample, version: u64, initial: u64, reloads: &[Reload]) -> bool {
+    let far = sample.done + Duration::from_secs(3600);
+    let mut intervals = vec![(
+        sample.sent,
+        reloads.first().map_or(far, |r| r.finished),
+        initial,
+    )];
+    for (i, reload) in reloads.iter().enumerate() {
+        let until = reloads.get(i + 1).map_or(far, |next| next.finished);
+        intervals.push((reload.started, until, reload.version));
+    }
+    intervals
+        .iter()
+        .any(|&(from, until, live)| live == version && from <= sample.done && sample.sent <= until)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long-running: make test-reliability"]
+async fn one_hundred_reloads_under_load_fail_no_request() {
+    const RELOADS: usize = 100;
+    let versions = TwoVersions::new();
+    let store = common::loaded_store(&versions.root);
+    let initial = store.current().unwrap().version();
+    assert_eq!(initial, 2);
+    let server = TestServer::start_with(store, HttpConfig::default(), Some(TOKEN)).await;
+    let url = server.url("/v1/score");
+
+    // Baseline: the same load with no reloads, for as long as the reloads will take.
+    let reload_client = common::client();
+    let timed = Instant::now();
+    let reloads: Vec<Reload> = {
+        let mut reloads = Vec::new();
+        let samples = under_load(&url, async {
+            for _ in 0..RELOADS {
+                let version = versions.toggle();
+                let started = Instant::now();
+                let response = reload_client
+                    .post(server.url("/admin/reload"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                let finished = Instant::now();
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["status"], "reloaded", "{body}");
+                assert_eq!(body["version"], version, "{body}");
+                reloads.push(Reload {
+                    started,
+                    finished,
+                    version,
+                });
+            }
+        })
+        .await;
+        let reload_secs = timed.elapsed().as_secs_f64();
+        let baseline = under_load(&url, tokio::time::sleep(timed.elapsed())).await;
+
+        let failed: Vec<_> = samples.iter().filter(|s| s.status != 200).collect();
+        let stale = samples
+            .iter()
+            .filter(|s| !s.version.is_some_and(|v| was_live(s, v, initial, &reloads)))
+            .count();
+        let (p99_base, p99_reloads) = (p99_ms(&baseline), p99_ms(&samples));
+        println!(
+            "reload under load: {RELOADS} reloads in {reload_secs:.1} s, {} requests over \
+             {CONNECTIONS} connections, {} non-200, {stale} naming a version not live; \
+             p99 {p99_reloads:.2} ms during reloads vs {p99_base:.2} ms without ({} requests)",
+            samples.len(),
+            failed.len(),
+            baseline.len()
+        );
+        assert!(
+            samples.len() > 10 * RELOADS,
+            "too little load to prove anything"
+        );
+        assert!(
+            failed.is_empty(),
+            "non-200 during reloads: {:?}",
+            failed[0].status
+        );
+        assert_eq!(stale, 0, "responses named a version that was not live");
+        let seen: std::collections::BTreeSet<u64> =
+            samples.iter().filter_map(|s| s.version).collect();
+        assert_eq!(seen, [1, 2].into_iter().collect());
+        assert!(
+            p99_reloads <= 2.0 * p99_base,
+            "p99 {p99_reloads:.2} ms during reloads is over twice {p99_base:.2} ms"
+        );
+        reloads
+    };
+    assert_eq!(reloads.len(), RELOADS);
+    assert_eq!(server.store.reloads_ok(), RELOADS as u64);
+    assert_eq!(server.store.reloads_failed(), 0);
+    server.stop().await;
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+#[test]
+#[ignore = "long-running: make test-reliability"]
+fn memory_stays_flat_across_one_thousand_reloads() {
+    const RELOADS: usize = 1000;
+    const MAX_GROWTH_KIB: u64 = 10 * 1024;
+    let versions = TwoVersions::new();
+    let mut server = ServeProcess::start(&versions.root, &["--admin-token", TOKEN]);
+    let address = server.address();
+    let pid = server.pid();
+
+    let mut figures = vec![(0, rss_kib(pid))];
+    for reload in 1..=RELOADS {
+        let version = versions.toggle();
+        let answer = serve_process::request(&address, "POST", "/admin/reload", Some(TOKEN), "");
+        assert!(
+            answer.starts_with("HTTP/1.1 200")
+                && answer.contains(&format!("\"version\":{version}")),
+            "reload {reload}: {answer}"
+        );
+        if [100, 500, RELOADS].contains(&reload) {
+            figures.push((reload, rss_kib(pid)));
+        }
+    }
+    let start = figures[0].1;
+    let text: Vec<String> = figures
+        .iter()
+        .map(|(n, kib)| format!("{n}: {:.1} MB", *kib as f64 / 1024.0))
+        .collect();
+    println!("RSS across reloads (after N reloads): {}", text.join(", "));
+    let last = figures[figures.len() - 1].1;
+    assert!(
+        last.saturating_sub(start) < MAX_GROWTH_KIB,
+        "RSS grew from {start} kB to {last} kB over {RELOADS} reloads"
+    );
+    server.terminate();
+}
