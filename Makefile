@@ -69,7 +69,8 @@ build:
 	cargo build --release --locked
 
 serve: setup build
-	./target/release/login-scorer serve --listen $(LISTEN) --model-root $(MODEL_ROOT)
+	$${CARGO_TARGET_DIR:-target}/release/login-scorer serve --listen $(LISTEN) \
+		--model-root $(MODEL_ROOT)
 
 data: setup-training
 	$(PY) -m login_scorer_training generate --rows $(ROWS) --takeovers $(TAKEOVERS) \
