@@ -82,8 +82,14 @@ FLOOR_BIN=$(bench_executable floor)
 log "checking that the Python peer reproduces the bundle's golden rows"
 "$PY" benches/peers/fastapi_scorer.py check-golden --model-root "$MODEL_ROOT" >&2
 
+# NOTE: the port is free when asked; another process could take it before the
+# server binds it, in which case the server fails to start and the run stops.
 free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    "$PY" -c '
+import socket
+with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    print(probe.getsockname()[1])'
 }
 
 # start_server NAME ADDR: starts one server in the background, then polls
