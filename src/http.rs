@@ -9,5 +9,5 @@ pub mod routes;
 pub mod server;
 
 pub use error::ApiError;
-pub use router::{AdminToken, AppState, HttpConfig, build_router};
+pub use router::{AdminToken, AppState, Exposure, HttpConfig, build_router, build_router_exposing};
 pub use server::serve;

@@ -14,7 +14,7 @@ use crate::http::router::{
     DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_IN_FLIGHT,
 };
-use crate::http::{self, AdminToken, AppState, HttpConfig};
+use crate::http::{self, AdminToken, AppState, Exposure, HttpConfig};
 use crate::{runtime, telemetry};
 
 /// `serve` options.
@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Bearer token for POST /admin/reload; without it the route is disabled.
     #[arg(long, env = "LOGIN_SCORER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<AdminToken>,
+
+    /// Serve /admin/* only on this address (e.g. a private interface), not on --listen.
+    #[arg(long, env = "LOGIN_SCORER_ADMIN_LISTEN", requires = "admin_token")]
+    pub admin_listen: Option<SocketAddr>,
 
     /// Most events in one batch request.
     #[arg(long, env = "LOGIN_SCORER_MAX_BATCH_EVENTS", default_value_t = DEFAULT_MAX_BATCH_EVENTS)]
@@ -125,24 +129,66 @@ async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
         max_in_flight: args.max_in_flight,
         request_timeout: args.request_timeout_seconds,
     };
-    let router = http::build_router(AppState {
+    let state = AppState {
         store,
         config: Arc::new(config),
         admin_token: args.admin_token.clone(),
         metrics,
-    });
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|err| bind_error(args.listen, err))?;
+    };
+    let exposure = match args.admin_listen {
+        Some(_) => Exposure::Public,
+        None => Exposure::All,
+    };
+    let router = http::build_router_exposing(state.clone(), exposure);
+    let listener = bind(args.listen).await?;
     tracing::info!(
         address = %listener.local_addr()?,
-        admin_reload = args.admin_token.is_some(),
+        admin_reload = args.admin_token.is_some() && args.admin_listen.is_none(),
         "listening"
     );
 
-    let drained = http::serve(listener, router, shutdown_signal(), args.drain_seconds).await?;
+    // One shutdown signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let admin_server = match args.admin_listen {
+        Some(address) => {
+            let admin_listener = bind(address).await?;
+            tracing::info!(address = %admin_listener.local_addr()?, "admin listening");
+            let admin_router = http::build_router_exposing(state, Exposure::Admin);
+            let drain = args.drain_seconds;
+            Some(tokio::spawn(http::serve(
+                admin_listener,
+                admin_router,
+                stopped(),
+                drain,
+            )))
+        }
+        None => None,
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let mut drained = http::serve(listener, router, stopped(), args.drain_seconds).await?;
+    if let Some(admin_server) = admin_server {
+        drained &= admin_server
+            .await
+            .context("the admin listener panicked")??;
+    }
     tracing::info!(drained, "stopped");
     Ok(())
+}
+
+async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|err| bind_error(address, err))
 }
 
 /// Why the listen address could not be bound, with the way out when the port is taken.

@@ -88,6 +88,29 @@ impl Endpoint {
     }
 }
 
+/// Which routes one listener serves: all of them, or, with a separate admin listener
+/// (`--admin-listen`), the public API on one and `/admin/*` on the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Exposure {
+    /// Every route.
+    #[default]
+    All,
+    /// Every route but `/admin/*`.
+    Public,
+    /// `/admin/*` and the liveness probe only.
+    Admin,
+}
+
+impl Exposure {
+    const fn serves(self, endpoint: Endpoint) -> bool {
+        match self {
+            Self::All => true,
+            Self::Public => !matches!(endpoint, Endpoint::AdminReload),
+            Self::Admin => matches!(endpoint, Endpoint::AdminReload | Endpoint::Healthz),
+        }
+    }
+}
+
 /// One route: method, path and what answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -220,6 +243,11 @@ pub struct AppState {
 
 /// Builds the router with all routes and layers.
 pub fn build_router(state: AppState) -> Router {
+    build_router_exposing(state, Exposure::All)
+}
+
+/// Builds the router with the routes `exposure` allows, and all layers.
+pub fn build_router_exposing(state: AppState, exposure: Exposure) -> Router {
     let config = Arc::clone(&state.config);
 
     // TODO: the in-flight limit counts requests, not events, so a 10,000-event batch
@@ -245,11 +273,16 @@ pub fn build_router(state: AppState) -> Router {
         ROUTES
             .iter()
             .filter(move |route| route.endpoint.is_scoring() == scoring)
+            .filter(|route| exposure.serves(route.endpoint))
             .fold(Router::new(), |router, route| {
                 router.route(route.path, route.method_router(&config))
             })
     };
-    let scoring = routes_where(true).route_layer(shed_when_full);
+    let mut scoring = routes_where(true);
+    // NOTE: axum panics on a route layer over no routes (the admin listener has none).
+    if scoring.has_routes() {
+        scoring = scoring.route_layer(shed_when_full);
+    }
 
     // Outermost first: a panic becomes a JSON 500; the request id is set before the
     // span opens so the span carries it; the response echoes it; metrics see the
