@@ -137,6 +137,8 @@ measure() {
     stop_server
 }
 
+# TODO: servers and generator share both cores, unpinned: on 2 cores, pinning
+# the generator to one would leave each server (2 workers) a single core.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 SERVERS=(login-scorer floor fastapi)
 

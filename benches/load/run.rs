@@ -193,6 +193,10 @@ type Tickets = Arc<Mutex<mpsc::UnboundedReceiver<Instant>>>;
 /// Releases one ticket per scheduled send time until the deadline, from an OS
 /// thread: tokio's timer has millisecond granularity, too coarse for intervals
 /// of a fraction of a millisecond. Behind schedule, it releases at once.
+///
+/// TODO: the thread's wake-up jitter (tens of microseconds, more on a busy
+/// machine) and the hand-off to a connection task count as latency; the floor
+/// run shows how much, but it is not subtracted.
 fn start_pacer(start: Instant, deadline: Instant, rate_per_s: f64) -> Tickets {
     let (sender, receiver) = mpsc::unbounded_channel();
     std::thread::spawn(move || {

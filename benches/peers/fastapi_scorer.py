@@ -302,7 +302,14 @@ def verify_files(directory: Path, files: dict[str, str]) -> None:
 
 
 def create_app() -> FastAPI:
-    """The ASGI app; uvicorn calls this in every worker process."""
+    """The ASGI app; uvicorn calls this in every worker process.
+
+    TODO: only what the comparison loads (POST /v1/score, GET /readyz): no
+    batch route, metrics or hot reload. Timestamps are parsed by pydantic,
+    which reads a bare number as seconds or milliseconds by its size, where
+    login-scorer always reads milliseconds; the RBA text format the load
+    sends parses the same in both.
+    """
     bundle = Bundle(Path(os.environ[MODEL_ROOT_ENV]))
     LOG.info("bundle loaded: %s", bundle.directory)
     app = FastAPI(title="fastapi-scorer", docs_url=None, redoc_url=None)
