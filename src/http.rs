@@ -10,4 +10,4 @@ pub mod server;
 
 pub use error::ApiError;
 pub use router::{AdminToken, AppState, Exposure, HttpConfig, build_router, build_router_exposing};
-pub use server::serve;
+pub use server::{ServeLimits, serve, serve_with};

@@ -14,7 +14,8 @@ use crate::http::router::{
     DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_IN_FLIGHT,
 };
-use crate::http::{self, AdminToken, AppState, Exposure, HttpConfig};
+use crate::http::server::DEFAULT_MAX_CONNECTIONS;
+use crate::http::{self, AdminToken, AppState, Exposure, HttpConfig, ServeLimits};
 use crate::{runtime, telemetry};
 
 /// `serve` options.
@@ -56,7 +57,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LOGIN_SCORER_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
 
+    /// Most open connections; one more gets a 503 with Retry-After and is closed.
+    #[arg(long, env = "LOGIN_SCORER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
     /// Longest a scoring request may take, body upload included, in seconds; then 408.
+    /// Also how long a client may take to send headers or stay idle between requests.
     #[arg(
         long,
         env = "LOGIN_SCORER_REQUEST_TIMEOUT_SECONDS",
@@ -129,6 +135,11 @@ async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
         max_in_flight: args.max_in_flight,
         request_timeout: args.request_timeout_seconds,
     };
+    let limits = ServeLimits {
+        max_connections: args.max_connections,
+        header_timeout: args.request_timeout_seconds,
+        drain: args.drain_seconds,
+    };
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -160,12 +171,11 @@ async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
             let admin_listener = bind(address).await?;
             tracing::info!(address = %admin_listener.local_addr()?, "admin listening");
             let admin_router = http::build_router_exposing(state, Exposure::Admin);
-            let drain = args.drain_seconds;
-            Some(tokio::spawn(http::serve(
+            Some(tokio::spawn(http::serve_with(
                 admin_listener,
                 admin_router,
                 stopped(),
-                drain,
+                limits,
             )))
         }
         None => None,
@@ -175,7 +185,7 @@ async fn serve(args: ServeArgs, dylib: &Path) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let mut drained = http::serve(listener, router, stopped(), args.drain_seconds).await?;
+    let mut drained = http::serve_with(listener, router, stopped(), limits).await?;
     if let Some(admin_server) = admin_server {
         drained &= admin_server
             .await
