@@ -6,19 +6,19 @@
 //! its connection for ever) and accepts connections without limit.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use super::error::ApiError;
@@ -33,7 +33,7 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// Limits of the listener itself.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
-    /// Most open connections; a connection beyond them gets one 503 and is closed.
+    /// Most connections served at once; requests on any further one get a fast 503.
     pub max_connections: usize,
     /// Longest a client may take to send a request's headers, and so also how long a
     /// keep-alive connection may sit idle; then the connection is closed.
@@ -92,24 +92,31 @@ pub async fn serve_with(
                 continue;
             }
         };
-        // A connection over the cap is still answered, once, with a 503 that asks the
-        // client to come back later, rather than left in the accept queue to time out.
-        let slot = Arc::clone(&connections).try_acquire_owned().ok();
-        let service = match slot {
-            Some(_) => router.clone(),
-            None => Router::new().fallback(over_capacity),
-        };
-        let service = TowerToHyperService::new(
-            service.map_request(|request: Request<Incoming>| request.map(Body::new)),
-        );
-        let connection = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+        let admission = Arc::new(Admission {
+            slots: Arc::clone(&connections),
+            slot: Mutex::new(None),
+        });
+        let router = router.clone();
+        let service = tower::service_fn(move |request: Request<Incoming>| {
+            let request = request.map(Body::new);
+            let admitted = admission.admitted();
+            let router = router.clone();
+            async move {
+                if admitted {
+                    router.oneshot(request).await
+                } else {
+                    Ok(over_capacity())
+                }
+            }
+        });
+        let connection = graceful
+            .watch(http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
         tokio::spawn(async move {
             // NOTE: errors here are the client's (a reset, a header timeout); hyper has
             // already answered what could be answered.
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
-            drop(slot);
         });
     }
 
@@ -127,13 +134,33 @@ pub async fn serve_with(
     }
 }
 
-/// The one answer on a connection over the cap: 503 `overloaded`, Retry-After, close.
-async fn over_capacity() -> Response {
+/// A connection's claim on one of the `--max-connections` slots, held until it closes.
+/// A connection that found them all taken asks again on each request, so it is served
+/// as soon as another connection closes; until then each of its requests gets a 503.
+///
+/// NOTE: the 503 keeps the connection open. Closing it made every shed request cost a
+/// new TCP connection, and that reconnect churn halved throughput under load.
+struct Admission {
+    slots: Arc<Semaphore>,
+    slot: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl Admission {
+    fn admitted(&self) -> bool {
+        let mut slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot.is_none() {
+            *slot = Arc::clone(&self.slots).try_acquire_owned().ok();
+        }
+        slot.is_some()
+    }
+}
+
+/// The answer on a connection over the cap: 503 `overloaded` with Retry-After.
+fn over_capacity() -> Response {
     metrics::counter!(telemetry::HTTP_REQUESTS, "route" => "over_capacity", "status" => "503")
         .increment(1);
-    let mut response = ApiError::Overloaded.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    ApiError::Overloaded.into_response()
 }
