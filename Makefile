@@ -3,7 +3,8 @@
 #   make serve   install what is missing, build, serve the shipped bundle on 127.0.0.1:8080
 #   make test    lint and every test (what CI runs)
 #   make test-contract   the running server against openapi.yaml (schemathesis)
-#   make test-reliability   100 reloads under load, 1,000 reloads' memory (bounded)
+#   make test-reliability   100 reloads under load, 1,000 reloads' memory, 4x overload
+#   make fuzz    each fuzz target (fuzz/) for FUZZ_SECONDS; installs cargo-fuzz if missing
 #   make bench-load      load a running service (BENCH_URL) with events from DATA
 #   make bench-compare   login-scorer vs HTTP floor vs FastAPI peer, appended to BENCHMARKS.md
 #
@@ -38,7 +39,7 @@ TRAINING_STAMP := $(VENV)/.training-installed
 CHECKS_STAMP := $(VENV)/.checks-installed
 
 .PHONY: help setup setup-training build serve data train test lint lint-deploy fmt \
-	test-python test-rust test-contract test-reliability clean
+	test-python test-rust test-contract test-reliability fuzz clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -115,6 +116,21 @@ test-contract: setup $(CHECKS_STAMP)
 	cargo build --locked --bin login-scorer
 	BINARY=$${CARGO_TARGET_DIR:-target}/debug/login-scorer \
 		SCHEMATHESIS=$(VENV)/bin/schemathesis bash .ci/contract-test.sh
+
+# cargo-fuzz on stable Rust: --sanitizer none (AddressSanitizer needs nightly's -Z
+# flags; none are needed without it, so no RUSTC_BOOTSTRAP). Not part of make test: the
+# first build takes about 5 minutes. New inputs go to fuzz/target/corpus, a crash to
+# fuzz/artifacts/<target>/ (then make it a regression test).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := event_json csv_row bundle_files
+fuzz:
+	cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/corpus/$$target; \
+		cargo fuzz run --sanitizer none $$target \
+			fuzz/target/corpus/$$target fuzz/corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=65536 || exit 1; \
+	done
 
 # The long-running reliability tests (#[ignore]d in test-rust), one at a time so they
 # do not load the 2 cores together; `timeout` bounds the whole target.
