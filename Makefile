@@ -5,6 +5,7 @@
 #   make test-contract   the running server against openapi.yaml (schemathesis)
 #   make test-reliability   100 reloads under load, 1,000 reloads' memory, 4x overload
 #   make fuzz    each fuzz target (fuzz/) for FUZZ_SECONDS; installs cargo-fuzz if missing
+#   make bench           criterion benchmarks of the scoring stages (bounded, not in make test)
 #   make bench-load      load a running service (BENCH_URL) with events from DATA
 #   make bench-compare   login-scorer vs HTTP floor vs FastAPI peer, appended to BENCHMARKS.md
 #
@@ -154,7 +155,11 @@ CONNECTIONS ?= 64
 DURATION_SECS ?= 15
 PEERS_STAMP := $(VENV)/.bench-peers-installed
 
-.PHONY: bench-load bench-compare
+.PHONY: bench bench-load bench-compare
+
+# Criterion: about 4 s per benchmark (1 s warm-up, 3 s measured), under a minute in all.
+bench: setup
+	cargo bench --locked --bench scoring -- --warm-up-time 1 --measurement-time 3
 
 $(PEERS_STAMP): benches/peers/requirements.txt training/requirements-runtime.txt \
 		$(RUNTIME_STAMP)
