@@ -519,10 +519,17 @@ async fn check(server: &TestServer, client: &reqwest::Client, case: &Case) {
     if let Some(content_type) = case.content_type {
         request = request.header("content-type", content_type);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
     let name = case.name;
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("{name}: no answer: {err:?}"));
+    let status = response.status().as_u16();
     assert!(status < 500, "{name}: {status}");
+    let closes = response
+        .headers()
+        .get("connection")
+        .is_some_and(|v| v == "close");
     let body: Value = response
         .json()
         .await
@@ -534,6 +541,9 @@ async fn check(server: &TestServer, client: &reqwest::Client, case: &Case) {
             assert_eq!(body["error"]["code"], code, "{name}: {body:.300}");
             let message = body["error"]["message"].as_str().unwrap_or_default();
             assert!(!message.is_empty(), "{name}: no message");
+            // Its body went unread, so the server closes the connection and must say so.
+            let unread = matches!(code, "payload_too_large" | "unsupported_media_type");
+            assert!(closes || !unread, "{name}: no `connection: close`");
         }
         Expect::Ok(unseen) => {
             assert_eq!(status, 200, "{name}: {body:.300}");

@@ -141,6 +141,14 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            // The body was not read to its end, so hyper closes the connection after
+            // answering; say so, or a client reuses the closing connection and its next
+            // request fails (seen in tests/hostile_input.rs after a 3 MB body).
+            Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType | Self::RequestTimeout => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response
