@@ -107,6 +107,8 @@ pub struct OfflineSummary {
     /// The first few row errors, `row N: reason`.
     pub first_errors: Vec<String>,
     /// `(score, is_takeover)` for scored rows that carry the label.
+    // TODO: kept whole for the exact ROC-AUC: 16 bytes a row, 500 MB on the 31M-row file plus
+    // a sorted copy in `evaluation`, most of that run's 1.28 GB peak RSS (BENCHMARKS.md).
     pub labelled: Vec<(f64, bool)>,
 }
 
