@@ -193,13 +193,21 @@ async fn one_hundred_reloads_under_load_fail_no_request() {
     let server = TestServer::start_with(store, HttpConfig::default(), Some(TOKEN)).await;
     let url = server.url("/v1/score");
 
-    // Baseline: the same load with no reloads, for as long as the reloads will take.
+    // NOTE: one reload starts every RELOAD_EVERY at most. Back to back, the debug
+    // build spends most of a core validating bundles (golden rows, session builds),
+    // which measures the 2 cores' capacity rather than what a swap does to requests.
+    const RELOAD_EVERY: Duration = Duration::from_millis(250);
+    // The baseline (the same load, no reloads) is measured half before and half after
+    // the reloads, so a change in what else runs on the machine weighs on both sides.
+    let half_baseline = Duration::from_secs_f64(RELOAD_EVERY.as_secs_f64() * RELOADS as f64 / 2.0);
+    let mut baseline = under_load(&url, tokio::time::sleep(half_baseline)).await;
     let reload_client = common::client();
     let timed = Instant::now();
     let reloads: Vec<Reload> = {
         let mut reloads = Vec::new();
         let samples = under_load(&url, async {
             for _ in 0..RELOADS {
+                let pace = tokio::time::sleep(RELOAD_EVERY);
                 let version = versions.toggle();
                 let started = Instant::now();
                 let response = reload_client
@@ -217,11 +225,12 @@ async fn one_hundred_reloads_under_load_fail_no_request() {
                     finished,
                     version,
                 });
+                pace.await;
             }
         })
         .await;
         let reload_secs = timed.elapsed().as_secs_f64();
-        let baseline = under_load(&url, tokio::time::sleep(timed.elapsed())).await;
+        baseline.extend(under_load(&url, tokio::time::sleep(half_baseline)).await);
 
         let failed: Vec<_> = samples.iter().filter(|s| s.status != 200).collect();
         let stale = samples
@@ -360,6 +369,9 @@ async fn four_times_the_admitted_connections_get_200_or_503_with_retry_after() {
     // 192 shed connections queue with the admitted ones; the accepted p99 was 2.7x the
     // capacity p99 and 503s were no faster than 200s. Shedding cheaply needs to happen
     // before hyper parses the request (e.g. a smaller accept backlog).
+    // TODO: this is 4x the admitted connections in a closed loop, not the load
+    // generator's open loop at 4x the measured rate: at that rate the generator itself
+    // queued (60k req/s offered, 5.2k answered, p99 3.65 s in its own queue).
     assert!(rss_after.saturating_sub(rss_before) < MAX_GROWTH_KIB);
     server.terminate();
 }
