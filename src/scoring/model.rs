@@ -8,9 +8,10 @@
 //! `examples/measure.rs` on the 2-core machine (shipped bundle, load average 1.4): one-row
 //! inference takes a median 3.6 us (a whole event, JSON to score, 6.8 us); two threads
 //! sharing one session score 88k events/s (154k bare inferences/s), two sessions 184k
-//! events/s (327k inferences/s), so a single shared session would halve throughput. Single events are therefore scored inline on the async worker (a few
-//! microseconds, shorter than a hop to another thread); batch bodies over 64 KiB are
-//! parsed and scored in `spawn_blocking` (see `crate::http::routes::score`).
+//! events/s (327k inferences/s), so a single shared session would halve throughput.
+//! Single events are therefore scored inline on the async worker (a few microseconds,
+//! shorter than a hop to another thread); batch bodies over 64 KiB are parsed and scored
+//! in `spawn_blocking` (see `crate::http::routes::score`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
