@@ -139,10 +139,10 @@ pub async fn run(plan: Plan) -> anyhow::Result<RunResult> {
         plan,
     });
 
-    let tickets = shared
-        .plan
-        .rate_per_s
-        .map(|rate| start_pacer(start, deadline, rate));
+    let tickets = match shared.plan.rate_per_s {
+        Some(rate) => Some(start_pacer(start, deadline, rate)?),
+        None => None,
+    };
     let mut connections = tokio::task::JoinSet::new();
     for _ in 0..shared.plan.connections {
         let client = connection_client(shared.plan.timeout)?;
@@ -197,24 +197,37 @@ type Tickets = Arc<Mutex<mpsc::UnboundedReceiver<Instant>>>;
 /// TODO: the thread's wake-up jitter (tens of microseconds, more on a busy
 /// machine) and the hand-off to a connection task count as latency; the floor
 /// run shows how much, but it is not subtracted.
-fn start_pacer(start: Instant, deadline: Instant, rate_per_s: f64) -> Tickets {
+fn start_pacer(start: Instant, deadline: Instant, rate_per_s: f64) -> anyhow::Result<Tickets> {
     let (sender, receiver) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for k in 0u64.. {
-            let scheduled = start + Duration::from_secs_f64(k as f64 / rate_per_s);
-            if scheduled >= deadline {
-                break;
+    let pacer = std::thread::Builder::new().name("load-pacer".to_owned());
+    pacer
+        .spawn(move || {
+            for k in 0u64.. {
+                let Some(scheduled) = scheduled_at(start, k, rate_per_s) else {
+                    break;
+                };
+                if scheduled >= deadline {
+                    break;
+                }
+                let now = Instant::now();
+                if scheduled > now {
+                    std::thread::sleep(scheduled - now);
+                }
+                if sender.send(scheduled).is_err() {
+                    break;
+                }
             }
-            let now = Instant::now();
-            if scheduled > now {
-                std::thread::sleep(scheduled - now);
-            }
-            if sender.send(scheduled).is_err() {
-                break;
-            }
-        }
-    });
-    Arc::new(Mutex::new(receiver))
+        })
+        .context("starting the pacer thread")?;
+    Ok(Arc::new(Mutex::new(receiver)))
+}
+
+/// When the `k`-th request is due, or None when that is too far ahead for a
+/// Duration or an Instant (a very low `--rate`): past any deadline, so the
+/// pacer stops instead of panicking in `Duration::from_secs_f64`.
+fn scheduled_at(start: Instant, k: u64, rate_per_s: f64) -> Option<Instant> {
+    let offset = Duration::try_from_secs_f64(k as f64 / rate_per_s).ok()?;
+    start.checked_add(offset)
 }
 
 /// Takes the next ticket, sends, and counts latency from the ticket's
