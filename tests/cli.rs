@@ -3,9 +3,13 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/serve_process.rs"]
+mod serve_process;
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+use serve_process::{ServeProcess, request};
 
 fn login_scorer(args: &[&str], ort: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_login-scorer"))
@@ -128,95 +132,16 @@ fn a_port_in_use_names_the_port_and_how_to_pick_another() {
     );
 }
 
-/// A `serve` process reading its stderr on a thread, so the test can wait for lines.
-struct ServeProcess {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl ServeProcess {
-    fn start(model_root: &Path) -> ServeProcess {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_login-scorer"))
-            .env("ORT_DYLIB_PATH", common::ort_dylib())
-            .args([
-                "--log-format",
-                "json",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--watch",
-                "false",
-            ])
-            .arg("--model-root")
-            .arg(model_root)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        ServeProcess {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for a log line whose message is `message`; returns it as JSON.
-    fn wait_for(&mut self, message: &str) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + common::POLL_TIMEOUT;
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                break;
-            };
-            self.seen.push(line.clone());
-            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
-                if json["message"] == message {
-                    return json;
-                }
-            }
-        }
-        panic!("no `{message}` log line; saw:\n{}", self.seen.join("\n"));
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn serve_reloads_on_sighup_and_drains_on_sigterm() {
     let root = tempfile::tempdir().unwrap();
     let shipped = common::latest_shipped_version();
     common::copy_version(&shipped, root.path(), 1);
-    let mut server = ServeProcess::start(root.path());
-    let listening = server.wait_for("listening");
-    let address = listening["address"].as_str().unwrap().to_owned();
+    let mut server = ServeProcess::start(root.path(), &[]);
+    let address = server.address();
     assert!(address.starts_with("127.0.0.1:"));
     let event = r#"{"user_id": "-8296667206273764769", "ip_address": "82.147.58.93"}"#;
-    let answer = post_raw(&address, event);
+    let answer = request(&address, "POST", "/v1/score", None, event);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     // With watching off, only the signal makes version 2 the served model.
@@ -229,19 +154,9 @@ fn serve_reloads_on_sighup_and_drains_on_sigterm() {
     server.signal("-TERM");
     let stopped = server.wait_for("stopped");
     assert_eq!(stopped["drained"], true);
-    let deadline = std::time::Instant::now() + common::POLL_TIMEOUT;
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve did not exit after SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let (status, _) = server.wait_exit(common::POLL_TIMEOUT);
     assert!(status.success(), "{status}");
-    let logs = server.seen.join("\n");
+    let logs = server.drain_logs();
     assert!(
         !logs.contains("8296667206273764769"),
         "a user id reached the logs: {logs}"
@@ -250,20 +165,4 @@ fn serve_reloads_on_sighup_and_drains_on_sigterm() {
         !logs.contains("82.147.58.93"),
         "an IP address reached the logs: {logs}"
     );
-}
-
-/// One HTTP/1.1 request over a plain socket (the test has no blocking HTTP client).
-fn post_raw(address: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(common::POLL_TIMEOUT)).unwrap();
-    let request = format!(
-        "POST /v1/score HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
 }
