@@ -18,19 +18,6 @@ use serde_json::{Value, json};
 /// Requests each load task sends at most, so the loop is bounded even if reload hangs.
 const MAX_REQUESTS_PER_TASK: usize = 20_000;
 
-fn event(user: i64) -> Value {
-    json!({
-        "timestamp": "2020-02-03 12:44:19.260",
-        "user_id": user,
-        "country": "NO",
-        "device_type": "desktop",
-        "browser_name_and_version": "Chrome 86.0.4202",
-        "os_name_and_version": "Mac OS X 10.14.6",
-        "login_successful": true,
-        "is_attack_ip": false
-    })
-}
-
 async fn model_version(server: &TestServer) -> u64 {
     let info: Value = common::client()
         .get(server.url("/v1/model"))
@@ -72,9 +59,9 @@ async fn a_new_version_is_swapped_in_while_requests_run() {
                 }
                 let batch = i % 5 == 0;
                 let request = if batch {
-                    json!({"events": [event(task), event(i as i64)]})
+                    json!({"events": [common::desktop_login(task), common::desktop_login(i as i64)]})
                 } else {
-                    event(task)
+                    common::desktop_login(task)
                 };
                 let path = if batch {
                     "/v1/score/batch"
@@ -182,7 +169,7 @@ async fn a_broken_candidate_is_rejected_and_the_old_model_keeps_serving() {
     );
     let scored = client
         .post(server.url("/v1/score"))
-        .json(&event(7))
+        .json(&common::desktop_login(7))
         .send()
         .await
         .unwrap();

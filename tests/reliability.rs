@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::TestServer;
 use hdrhistogram::Histogram;
 use login_scorer::http::HttpConfig;
-use serde_json::{Value, json};
+use serde_json::Value;
 use serve_process::ServeProcess;
 
 const TOKEN: &str = "reliability";
@@ -23,19 +23,6 @@ const TOKEN: &str = "reliability";
 const CONNECTIONS: usize = 64;
 /// Most requests one connection sends in one phase, so every loop is bounded.
 const MAX_REQUESTS_PER_CONNECTION: usize = 50_000;
-
-fn event(user: usize) -> Value {
-    json!({
-        "timestamp": "2020-02-03 12:44:19.260",
-        "user_id": user,
-        "country": "NO",
-        "device_type": "desktop",
-        "browser_name_and_version": "Chrome 86.0.4202",
-        "os_name_and_version": "Mac OS X 10.14.6",
-        "login_successful": true,
-        "is_attack_ip": false
-    })
-}
 
 /// A model root holding versions 1 and 2 (copies of the shipped bundle), and a parking
 /// place outside it: moving `2` there and back makes each admin reload swap versions.
@@ -90,7 +77,7 @@ async fn connection_loop(url: String, stop: Arc<AtomicBool>, id: usize) -> Vec<S
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let body = event(id).to_string();
+    let body = common::desktop_login(id as i64).to_string();
     let mut samples = Vec::new();
     for _ in 0..MAX_REQUESTS_PER_CONNECTION {
         if stop.load(Ordering::Relaxed) {

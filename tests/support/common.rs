@@ -9,7 +9,7 @@ use std::time::Duration;
 use login_scorer::bundle::{LoadOptions, ModelStore, ReloadTrigger};
 use login_scorer::http::{self, AdminToken, AppState, HttpConfig};
 use login_scorer::{runtime, telemetry};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 /// Longest a test waits for something it polls for.
@@ -236,4 +236,19 @@ pub fn csv_rows_as_json(path: &Path) -> Vec<Value> {
             Value::Object(object)
         })
         .collect()
+}
+
+/// An ordinary desktop login (seen values in every feature) for user `user`, as load
+/// tests send it.
+pub fn desktop_login(user: i64) -> Value {
+    json!({
+        "timestamp": "2020-02-03 12:44:19.260",
+        "user_id": user,
+        "country": "NO",
+        "device_type": "desktop",
+        "browser_name_and_version": "Chrome 86.0.4202",
+        "os_name_and_version": "Mac OS X 10.14.6",
+        "login_successful": true,
+        "is_attack_ip": false
+    })
 }
