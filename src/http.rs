@@ -7,6 +7,7 @@ pub mod middleware;
 pub mod router;
 pub mod routes;
 pub mod server;
+mod shed;
 
 pub use error::ApiError;
 pub use router::{AdminToken, AppState, Exposure, HttpConfig, build_router, build_router_exposing};

@@ -296,8 +296,8 @@ fn connections_over_the_cap_get_a_fast_503_and_idle_ones_time_out() {
     let mut server = ServeProcess::start(root.path(), &flags);
     let address = server.address();
 
-    // Keep-alive clients take every slot (a connection claims one with its first
-    // request), then fall silent; another sends half a header and stops.
+    // Keep-alive clients take every slot (a connection claims one when accepted), then
+    // fall silent; another, over the cap, sends half a header and stops.
     let mut slow: Vec<KeepAlive> = (0..CAP)
         .map(|_| {
             let mut client = KeepAlive::connect(&address);
@@ -346,5 +346,46 @@ fn connections_over_the_cap_get_a_fast_503_and_idle_ones_time_out() {
     );
     assert!(closed_after < Duration::from_secs(5), "{closed_after:?}");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    server.terminate();
+}
+
+#[test]
+fn a_connection_over_the_cap_keeps_getting_503_then_is_served_once_a_slot_frees() {
+    let root = tempfile::tempdir().unwrap();
+    common::copy_version(&common::latest_shipped_version(), root.path(), 1);
+    let mut server = ServeProcess::start(root.path(), &["--max-connections", "1"]);
+    let address = server.address();
+    let send = |client: &mut KeepAlive, pipelined: usize| {
+        let one = format!("{}{EVENT}", KeepAlive::head(&address, EVENT.len()));
+        client.write(one.repeat(pipelined).as_bytes()).unwrap();
+        (0..pipelined)
+            .map(|_| client.read_response())
+            .collect::<Vec<_>>()
+    };
+
+    let mut admitted = KeepAlive::connect(&address);
+    assert_eq!(send(&mut admitted, 1), [Some(200)]);
+    // Over the cap: each request, bodies and pipelined ones included, gets its 503 on
+    // the same open connection.
+    let mut waiting = KeepAlive::connect(&address);
+    assert_eq!(send(&mut waiting, 1), [Some(503)]);
+    assert_eq!(send(&mut waiting, 3), [Some(503); 3]);
+    assert_eq!(send(&mut admitted, 1), [Some(200)]);
+
+    drop(admitted);
+    // The slot frees when the server sees the close; the next request may race it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let served = loop {
+        let status = send(&mut waiting, 1)[0];
+        if status != Some(503) || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        served,
+        Some(200),
+        "the waiting connection is served once the slot frees"
+    );
     server.terminate();
 }

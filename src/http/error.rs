@@ -120,6 +120,15 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body of this error's response, as [`IntoResponse`] writes it.
+    pub fn body_json(&self) -> Vec<u8> {
+        let detail = self.detail();
+        serde_json::to_vec(&ErrorBody { error: &detail })
+            .expect("an error body of strings and a number always serializes")
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {

@@ -6,23 +6,21 @@
 //! its connection for ever) and accepts connections without limit.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt;
 
-use super::error::ApiError;
-use crate::telemetry;
+use super::shed::{Shed, Shedder};
 
 /// Default most connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -33,7 +31,8 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// Limits of the listener itself.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
-    /// Most connections served at once; requests on any further one get a fast 503.
+    /// Most connections served at once; requests on any further one get a fast 503
+    /// until a slot frees up.
     pub max_connections: usize,
     /// Longest a client may take to send a request's headers, and so also how long a
     /// keep-alive connection may sit idle; then the connection is closed.
@@ -65,13 +64,19 @@ pub async fn serve(
 }
 
 /// As [`serve`], with explicit limits.
+///
+/// A connection accepted with a slot free is served by hyper and keeps its slot until it
+/// closes. One accepted over the cap goes to [`Shedder`], which answers its requests
+/// with a cheap 503 until a slot frees up between two of them.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: ServeLimits,
 ) -> std::io::Result<bool> {
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let shedder = Shedder::new(Arc::clone(&slots), limits.header_timeout);
+    let (stop_shedding, shedding_stopped) = watch::channel(false);
     let graceful = GracefulShutdown::new();
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
@@ -92,35 +97,31 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let admission = Arc::new(Admission {
-            slots: Arc::clone(&connections),
-            slot: Mutex::new(None),
-        });
-        let router = router.clone();
-        let service = tower::service_fn(move |request: Request<Incoming>| {
-            let request = request.map(Body::new);
-            let admitted = admission.admitted();
-            let router = router.clone();
-            async move {
-                if admitted {
-                    router.oneshot(request).await
-                } else {
-                    Ok(over_capacity())
-                }
+        let connection = Connection {
+            http1: http1.clone(),
+            router: router.clone(),
+            watcher: graceful.watcher(),
+        };
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => {
+                tokio::spawn(connection.serve(stream, slot));
             }
-        });
-        let connection = graceful
-            .watch(http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
-        tokio::spawn(async move {
-            // NOTE: errors here are the client's (a reset, a header timeout); hyper has
-            // already answered what could be answered.
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
+            Err(_) => {
+                let shedder = shedder.clone();
+                let stop = shedding_stopped.clone();
+                tokio::spawn(async move {
+                    if let Shed::Admitted(stream, slot) = shedder.run(stream, stop).await {
+                        connection.serve(stream, slot).await;
+                    }
+                });
             }
-        });
+        }
     }
 
     drop(listener);
+    // Shed connections hold a graceful watcher too; they end now rather than at their
+    // idle timeout, so the drain waits only for requests being scored.
+    let _ = stop_shedding.send(true);
     tracing::info!(
         drain_seconds = limits.drain.as_secs_f64(),
         "shutting down; draining requests"
@@ -134,33 +135,28 @@ pub async fn serve_with(
     }
 }
 
-/// A connection's claim on one of the `--max-connections` slots, held until it closes.
-/// A connection that found them all taken asks again on each request, so it is served
-/// as soon as another connection closes; until then each of its requests gets a 503.
-///
-/// NOTE: the 503 keeps the connection open. Closing it made every shed request cost a
-/// new TCP connection, and that reconnect churn halved throughput under load.
-struct Admission {
-    slots: Arc<Semaphore>,
-    slot: Mutex<Option<OwnedSemaphorePermit>>,
+/// What serving one admitted connection needs.
+struct Connection {
+    http1: hyper::server::conn::http1::Builder,
+    router: Router,
+    watcher: Watcher,
 }
 
-impl Admission {
-    fn admitted(&self) -> bool {
-        let mut slot = self
-            .slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if slot.is_none() {
-            *slot = Arc::clone(&self.slots).try_acquire_owned().ok();
+impl Connection {
+    /// Serves `stream` with hyper until it closes; `_slot` is given back then.
+    async fn serve(self, stream: TcpStream, _slot: OwnedSemaphorePermit) {
+        let router = self.router;
+        let service = tower::service_fn(move |request: Request<Incoming>| {
+            router.clone().oneshot(request.map(Body::new))
+        });
+        let connection = self.watcher.watch(
+            self.http1
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)),
+        );
+        // NOTE: errors here are the client's (a reset, a header timeout); hyper has
+        // already answered what could be answered.
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "connection ended with an error");
         }
-        slot.is_some()
     }
-}
-
-/// The answer on a connection over the cap: 503 `overloaded` with Retry-After.
-fn over_capacity() -> Response {
-    metrics::counter!(telemetry::HTTP_REQUESTS, "route" => "over_capacity", "status" => "503")
-        .increment(1);
-    ApiError::Overloaded.into_response()
 }
