@@ -26,17 +26,20 @@ pub fn is_version_dir(dir: &Path) -> bool {
 }
 
 /// Complete versions under `root`, highest first. Directories without `manifest.json`
-/// are still being written and are skipped.
+/// are still being written and are skipped, and so is a version that is a symlink
+/// resolving outside the root: a bundle reaches no file outside the model root.
 pub fn complete_versions(root: &Path) -> Result<Vec<VersionDir>, BundleError> {
     if !root.is_dir() {
         return Err(BundleError::NoModelRoot {
             path: root.to_path_buf(),
         });
     }
-    let entries = std::fs::read_dir(root).map_err(|source| BundleError::Io {
+    let io_error = |source| BundleError::Io {
         path: root.into(),
         source,
-    })?;
+    };
+    let resolved_root = root.canonicalize().map_err(io_error)?;
+    let entries = std::fs::read_dir(root).map_err(io_error)?;
 
     let mut versions: Vec<VersionDir> = entries
         .filter_map(Result::ok)
@@ -44,6 +47,16 @@ pub fn complete_versions(root: &Path) -> Result<Vec<VersionDir>, BundleError> {
             let version = parse_version(entry.file_name().to_str()?)?;
             let path = entry.path();
             if !path.is_dir() {
+                return None;
+            }
+            if !path
+                .canonicalize()
+                .is_ok_and(|resolved| resolved.starts_with(&resolved_root))
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    "skipping version: it resolves (through a symlink) outside the model root"
+                );
                 return None;
             }
             if !is_version_dir(&path) {
@@ -96,5 +109,24 @@ mod tests {
             complete_versions(&root.path().join("absent")),
             Err(BundleError::NoModelRoot { .. })
         ));
+    }
+
+    #[test]
+    fn a_version_symlinked_from_outside_the_root_is_skipped() {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path().join("root");
+        let outside = scratch.path().join("elsewhere");
+        for dir in [root.join("1"), outside.clone()] {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("manifest.json"), "{}").unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, root.join("3")).unwrap();
+        std::os::unix::fs::symlink(root.join("1"), root.join("2")).unwrap();
+        let versions: Vec<u64> = complete_versions(&root)
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(versions, vec![2, 1], "3 points outside the root");
     }
 }
