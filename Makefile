@@ -134,10 +134,12 @@ fuzz:
 	done
 
 # The long-running reliability tests (#[ignore]d in test-rust), one at a time so they
-# do not load the 2 cores together; `timeout` bounds the whole target.
+# do not load the 2 cores together. Release builds, as served: their latency figures
+# mean nothing in a debug build. `timeout` bounds the run once built.
 RELIABILITY_TIMEOUT_SECS ?= 300
 test-reliability: setup
-	timeout $(RELIABILITY_TIMEOUT_SECS) cargo nextest run --locked --no-fail-fast \
+	cargo nextest run --release --locked --test reliability --no-run
+	timeout $(RELIABILITY_TIMEOUT_SECS) cargo nextest run --release --locked --no-fail-fast \
 		--test reliability --run-ignored only --test-threads 1 --no-capture
 
 test: lint lint-deploy test-python test-rust test-contract test-reliability
