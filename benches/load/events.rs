@@ -84,6 +84,25 @@ pub fn read_event_bodies(path: &Path, limit: usize) -> anyhow::Result<Vec<Bytes>
     Ok(bodies)
 }
 
+/// Groups event bodies into batch bodies of `size` events each, `{"events": [...]}`,
+/// taking events in order and wrapping around so every batch is full.
+pub fn batch_bodies(events: &[Bytes], size: usize) -> Vec<Bytes> {
+    let batches = events.len().div_ceil(size).max(1);
+    (0..batches)
+        .map(|batch| {
+            let mut body = b"{\"events\":[".to_vec();
+            for k in 0..size {
+                if k > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&events[(batch * size + k) % events.len()]);
+            }
+            body.extend_from_slice(b"]}");
+            Bytes::from(body)
+        })
+        .collect()
+}
+
 /// Empty cells become `null` (the service treats both as missing); numbers
 /// and booleans that do not parse are sent as text so the service, not the
 /// load generator, decides what bad input means.

@@ -5,7 +5,9 @@
 //! Run with:
 //!   cargo bench --bench load -- --url http://127.0.0.1:8080/v1/score \
 //!       --events data/generated/rba-2000000.csv.gz --connections 64 --duration-secs 10
-//! or `make bench-load`. Add `--rate 2000` for an open-loop run at a fixed offered rate.
+//! or `make bench-load`. Add `--rate 2000` for an open-loop run at a fixed offered rate,
+//! `--batch 100` (with the batch endpoint's URL) to send 100 events per request. Ctrl-C
+//! ends the run early and still prints the report.
 
 // TODO: no unit tests: cargo runs none for a `harness = false` bench target.
 // The loopback check, CSV conversion and report were only exercised by hand,
@@ -17,6 +19,8 @@ mod run;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -50,6 +54,11 @@ struct Args {
     /// How many rows of the events file to read; requests cycle through them.
     #[arg(long, env = "LOAD_EVENT_LIMIT", default_value_t = 10_000)]
     event_limit: usize,
+
+    /// Events per request: above 1, each body is a batch `{"events": [...]}` for the
+    /// batch endpoint.
+    #[arg(long, env = "LOAD_BATCH", default_value_t = 1)]
+    batch: usize,
 
     /// Concurrent keep-alive connections.
     #[arg(long, env = "LOAD_CONNECTIONS", default_value_t = 64)]
@@ -103,7 +112,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     validate(&args)?;
 
-    let bodies = events::read_event_bodies(&args.events, args.event_limit)?;
+    let mut bodies = events::read_event_bodies(&args.events, args.event_limit)?;
+    if args.batch > 1 {
+        bodies = events::batch_bodies(&bodies, args.batch);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads)
         .enable_all()
@@ -132,6 +144,7 @@ fn validate(args: &Args) -> anyhow::Result<()> {
     ensure!(args.connections > 0, "--connections must be at least 1");
     ensure!(args.threads > 0, "--threads must be at least 1");
     ensure!(args.event_limit > 0, "--event-limit must be at least 1");
+    ensure!(args.batch > 0, "--batch must be at least 1");
     ensure!(
         args.duration_secs > 0.0 && args.duration_secs <= MAX_WINDOW_SECS,
         "--duration-secs must be in (0, {MAX_WINDOW_SECS}]"
@@ -168,6 +181,8 @@ async fn load(args: Args, bodies: Vec<Bytes>) -> anyhow::Result<()> {
         max_requests: args.requests,
         rate_per_s: args.rate,
         timeout,
+        stop: stop_on_ctrl_c(),
+        observer: None,
     };
     let measure_planned = plan.measure;
     let measure_started = tokio::time::Instant::now() + plan.warmup;
@@ -211,11 +226,24 @@ async fn load(args: Args, bodies: Vec<Bytes>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A flag that turns true at the first Ctrl-C.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: ending the run and reporting what was measured");
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    stop
+}
+
 /// One request before the run: a wrong URL or an event the server rejects
 /// fails here with the server's answer, not as a run full of errors.
 async fn probe(url: &Url, body: &Bytes, timeout: Duration) -> anyhow::Result<Bytes> {
     let client = run::connection_client(timeout)?;
-    let (outcome, answer) = run::send(&client, url, body.clone()).await;
+    let (outcome, _, answer) = run::send(&client, url, body.clone()).await;
     if !outcome.is_success() {
         bail!(
             "probe request to {url} ended with {outcome:?}: {}",

@@ -46,10 +46,11 @@ impl Outcome {
     }
 }
 
-/// What one connection saw during the measured window.
+/// What one connection saw during the measured window: latency over all requests
+/// and by outcome (a 503 and a 200 under overload are different stories).
 pub struct ConnectionTally {
     pub latency_us: Histogram<u64>,
-    pub outcomes: BTreeMap<Outcome, u64>,
+    pub outcomes: BTreeMap<Outcome, Histogram<u64>>,
 }
 
 impl ConnectionTally {
@@ -62,10 +63,25 @@ impl ConnectionTally {
 
     pub fn record(&mut self, outcome: Outcome, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us
-            .saturating_record(micros.clamp(1, LATENCY_MAX_US));
-        *self.outcomes.entry(outcome).or_default() += 1;
+        let micros = micros.clamp(1, LATENCY_MAX_US);
+        self.latency_us.saturating_record(micros);
+        self.outcomes
+            .entry(outcome)
+            .or_insert_with(latency_histogram)
+            .saturating_record(micros);
     }
+}
+
+fn percentiles_us(latency_us: &Histogram<u64>) -> Value {
+    let at = |percentile: f64| latency_us.value_at_quantile(percentile / 100.0);
+    json!({
+        "p50": at(50.0),
+        "p90": at(90.0),
+        "p99": at(99.0),
+        "p99_9": at(99.9),
+        "max": latency_us.max(),
+        "mean": latency_us.mean(),
+    })
 }
 
 /// How the run offered its load.
@@ -87,7 +103,7 @@ pub struct Summary {
     pub events: usize,
     pub response_bytes: usize,
     pub latency_us: Histogram<u64>,
-    pub outcomes: BTreeMap<Outcome, u64>,
+    pub outcomes: BTreeMap<Outcome, Histogram<u64>>,
 }
 
 impl Summary {
@@ -95,13 +111,17 @@ impl Summary {
         self.latency_us
             .add(&tally.latency_us)
             .expect("histograms share the same bounds");
-        for (outcome, count) in tally.outcomes {
-            *self.outcomes.entry(outcome).or_default() += count;
+        for (outcome, latency_us) in tally.outcomes {
+            self.outcomes
+                .entry(outcome)
+                .or_insert_with(latency_histogram)
+                .add(&latency_us)
+                .expect("histograms share the same bounds");
         }
     }
 
     pub fn requests(&self) -> u64 {
-        self.outcomes.values().sum()
+        self.outcomes.values().map(Histogram::len).sum()
     }
 
     /// Answers with a 2xx status; everything else counts as failed.
@@ -109,7 +129,7 @@ impl Summary {
         self.outcomes
             .iter()
             .filter(|(outcome, _)| outcome.is_success())
-            .map(|(_, n)| n)
+            .map(|(_, latency_us)| latency_us.len())
             .sum()
     }
 
@@ -132,7 +152,19 @@ impl Summary {
         let outcomes: Vec<String> = self
             .outcomes
             .iter()
-            .map(|(outcome, count)| format!("{}: {count}", outcome.label()))
+            .map(|(outcome, latency_us)| format!("{}: {}", outcome.label(), latency_us.len()))
+            .collect();
+        let by_outcome: Vec<String> = self
+            .outcomes
+            .iter()
+            .map(|(outcome, latency_us)| {
+                format!(
+                    "{} p50 {} µs, p99 {} µs",
+                    outcome.label(),
+                    latency_us.value_at_quantile(0.5),
+                    latency_us.value_at_quantile(0.99)
+                )
+            })
             .collect();
         let rows = [
             ("label", self.label.clone()),
@@ -167,9 +199,10 @@ impl Summary {
                     self.latency_us.max()
                 ),
             ),
+            ("by outcome", by_outcome.join("; ")),
         ];
         rows.iter()
-            .map(|(name, value)| format!("{name:<11} {value}\n"))
+            .map(|(name, value)| format!("{name:<12} {value}\n"))
             .collect()
     }
 
@@ -182,7 +215,12 @@ impl Summary {
         let outcomes: BTreeMap<String, u64> = self
             .outcomes
             .iter()
-            .map(|(outcome, count)| (outcome.label(), *count))
+            .map(|(outcome, latency_us)| (outcome.label(), latency_us.len()))
+            .collect();
+        let latency_by_outcome: BTreeMap<String, Value> = self
+            .outcomes
+            .iter()
+            .map(|(outcome, latency_us)| (outcome.label(), percentiles_us(latency_us)))
             .collect();
         json!({
             "label": self.label,
@@ -199,14 +237,8 @@ impl Summary {
             "succeeded": self.succeeded(),
             "outcomes": outcomes,
             "throughput_per_s": self.throughput_per_s(),
-            "latency_us": {
-                "p50": self.percentile_us(50.0),
-                "p90": self.percentile_us(90.0),
-                "p99": self.percentile_us(99.0),
-                "p99_9": self.percentile_us(99.9),
-                "max": self.latency_us.max(),
-                "mean": self.latency_us.mean(),
-            },
+            "latency_us": percentiles_us(&self.latency_us),
+            "latency_us_by_outcome": latency_by_outcome,
         })
     }
 

@@ -2,12 +2,12 @@
 //! open loop (a pacer thread releases requests on a fixed schedule).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Client, Url};
 use tokio::sync::{Mutex, mpsc};
 
@@ -31,6 +31,27 @@ pub struct Plan {
     pub max_requests: Option<u64>,
     pub rate_per_s: Option<f64>,
     pub timeout: Duration,
+    /// Set to end the run early (Ctrl-C, or a test whose work under load is done);
+    /// the report covers what was measured until then.
+    pub stop: Arc<AtomicBool>,
+    /// Sees every measured answer, for checks beyond status and latency.
+    pub observer: Option<Observer>,
+}
+
+/// A callback given each measured answer.
+pub type Observer = Arc<dyn Fn(&Answer) + Send + Sync>;
+
+/// One request as the client saw it.
+// NOTE: the command line sets no observer; tests/reliability.rs reads every field.
+#[allow(dead_code)]
+pub struct Answer {
+    /// When it was due: sent, or (open loop) scheduled.
+    pub due: Instant,
+    pub done: Instant,
+    pub outcome: Outcome,
+    /// Empty after a transport failure.
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 /// What the connections measured, and how many scheduled requests (open loop)
@@ -63,7 +84,7 @@ impl Shared {
     /// The phase of a request sent (or scheduled) at `at`; claims one of the
     /// `--requests` slots when it is measured.
     fn claim(&self, at: Instant) -> Phase {
-        if at >= self.deadline {
+        if at >= self.deadline || self.plan.stop.load(Ordering::Relaxed) {
             return Phase::Over;
         }
         if at < self.measure_start {
@@ -93,24 +114,43 @@ pub fn connection_client(timeout: Duration) -> anyhow::Result<Client> {
         .context("building the HTTP client")
 }
 
-/// Sends one event and reads the whole answer, so the connection can be reused.
-pub async fn send(client: &Client, url: &Url, body: Bytes) -> (Outcome, Bytes) {
+/// Sends one body and reads the whole answer, so the connection can be reused.
+pub async fn send(client: &Client, url: &Url, body: Bytes) -> (Outcome, HeaderMap, Bytes) {
     let sent = client
         .post(url.clone())
         .header(CONTENT_TYPE, "application/json")
         .body(body)
         .send()
         .await;
-    let response = match sent {
+    let mut response = match sent {
         Ok(response) => response,
-        Err(error) => return (transport_outcome(&error), Bytes::new()),
+        Err(error) => return (transport_outcome(&error), HeaderMap::new(), Bytes::new()),
     };
     let status = response.status().as_u16();
+    let headers = std::mem::take(response.headers_mut());
     match response.bytes().await {
-        Ok(answer) => (Outcome::Status(status), answer),
-        Err(error) => (transport_outcome(&error), Bytes::new()),
+        Ok(answer) => (Outcome::Status(status), headers, answer),
+        Err(error) => (transport_outcome(&error), HeaderMap::new(), Bytes::new()),
     }
 }
+
+/// Counts a measured answer and shows it to the observer.
+fn record(shared: &Shared, tally: &mut ConnectionTally, due: Instant, sent: Sent) {
+    let (outcome, headers, body) = sent;
+    let done = Instant::now();
+    tally.record(outcome, done - due);
+    if let Some(observer) = &shared.plan.observer {
+        observer(&Answer {
+            due,
+            done,
+            outcome,
+            headers,
+            body,
+        });
+    }
+}
+
+type Sent = (Outcome, HeaderMap, Bytes);
 
 fn transport_outcome(error: &reqwest::Error) -> Outcome {
     if error.is_timeout() {
@@ -177,9 +217,10 @@ async fn closed_loop(shared: Arc<Shared>, client: Client) -> ConnectionTally {
         if phase == Phase::Over {
             break;
         }
-        let (outcome, _) = send(&client, &shared.plan.url, shared.next_body()).await;
+        let answer = send(&client, &shared.plan.url, shared.next_body()).await;
+        let outcome = answer.0;
         if phase == Phase::Measured {
-            tally.record(outcome, sent.elapsed());
+            record(&shared, &mut tally, sent, answer);
         }
         if outcome.is_transport_failure() {
             tokio::time::sleep(FAILURE_BACKOFF).await;
@@ -247,9 +288,9 @@ async fn open_loop(shared: Arc<Shared>, client: Client, tickets: Tickets) -> Con
         if phase == Phase::Over {
             break;
         }
-        let (outcome, _) = send(&client, &shared.plan.url, shared.next_body()).await;
+        let answer = send(&client, &shared.plan.url, shared.next_body()).await;
         if phase == Phase::Measured {
-            tally.record(outcome, scheduled.elapsed());
+            record(&shared, &mut tally, scheduled, answer);
         }
     }
     tally
