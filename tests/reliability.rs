@@ -1,28 +1,42 @@
 //! Long-running reliability checks, run by `make test-reliability` (they are `#[ignore]`d
-//! in the plain test run): 100 reloads under 64 connections of load, and memory across
-//! 1,000 reloads of the real binary. Each prints its figures and asserts them.
+//! in the plain test run): 100 reloads under the load generator's 64 connections, memory
+//! across 1,000 reloads of the real binary, and overload at 4 times capacity. Each
+//! prints its figures and asserts them.
 
 #[path = "support/common.rs"]
 mod common;
+// The load generator of `make bench-load` (benches/load), driven in process.
+// NOTE: dead_code: parts of both serve only the command line (the printed and JSON
+// reports, the request cap).
+#[path = "../benches/load/report.rs"]
+#[allow(dead_code)]
+mod report;
+#[path = "../benches/load/run.rs"]
+#[allow(dead_code)]
+mod run;
 #[path = "support/serve_process.rs"]
 mod serve_process;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::TestServer;
 use hdrhistogram::Histogram;
 use login_scorer::http::HttpConfig;
-use serde_json::Value;
+use report::{ConnectionTally, Outcome};
+use run::{Answer, Plan};
+use serde_json::{Value, json};
 use serve_process::ServeProcess;
 
 const TOKEN: &str = "reliability";
-/// Concurrent keep-alive connections of the in-test load.
+/// Concurrent connections of the load, and the server's connection cap in the overload
+/// test.
 const CONNECTIONS: usize = 64;
-/// Most requests one connection sends in one phase, so every loop is bounded.
-const MAX_REQUESTS_PER_CONNECTION: usize = 50_000;
+/// Longest any one load run may last, so a stuck phase fails instead of hanging.
+const MAX_RUN: Duration = Duration::from_secs(120);
 
 /// A model root holding versions 1 and 2 (copies of the shipped bundle), and a parking
 /// place outside it: moving `2` there and back makes each admin reload swap versions.
@@ -61,86 +75,140 @@ impl TwoVersions {
     }
 }
 
-/// One answered request.
+/// Single-event bodies, one per user.
+fn event_bodies(count: i64) -> Vec<Bytes> {
+    (0..count)
+        .map(|user| Bytes::from(common::desktop_login(user).to_string()))
+        .collect()
+}
+
+/// Batch bodies of `size` events each.
+fn batch_bodies(count: i64, size: i64) -> Vec<Bytes> {
+    (0..count)
+        .map(|batch| {
+            let events: Vec<Value> = (0..size)
+                .map(|k| common::desktop_login(batch * size + k))
+                .collect();
+            Bytes::from(json!({ "events": events }).to_string())
+        })
+        .collect()
+}
+
+/// One answer the load generator saw, as the checks here need it.
 struct Sample {
-    sent: Instant,
+    due: Instant,
     done: Instant,
-    status: u16,
+    outcome: Outcome,
     version: Option<u64>,
     retry_after: bool,
 }
 
-/// Closed loop on one keep-alive connection until `stop` (or the request cap).
-async fn connection_loop(url: String, stop: Arc<AtomicBool>, id: usize) -> Vec<Sample> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let body = common::desktop_login(id as i64).to_string();
-    let mut samples = Vec::new();
-    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let sent = Instant::now();
-        let response = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await;
-        let (status, version, retry_after) = match response {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response.headers().contains_key("retry-after");
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                (status, body["model"]["version"].as_u64(), retry_after)
-            }
-            Err(_) => (0, None, false),
+/// A finished load run: its counts and latencies by outcome, and every answer.
+struct Load {
+    elapsed: Duration,
+    missed: u64,
+    tally: ConnectionTally,
+    samples: Vec<Sample>,
+}
+
+impl Load {
+    fn count(&self, outcome: Outcome) -> u64 {
+        self.tally.outcomes.get(&outcome).map_or(0, Histogram::len)
+    }
+
+    fn total(&self) -> u64 {
+        self.tally.latency_us.len()
+    }
+
+    fn per_second(&self, count: u64) -> f64 {
+        count as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// p99 in milliseconds of the answers with `outcome`, or of all of them.
+    fn p99_ms(&self, outcome: Option<Outcome>) -> f64 {
+        let latency_us = match outcome {
+            Some(outcome) => &self.tally.outcomes[&outcome],
+            None => &self.tally.latency_us,
         };
-        samples.push(Sample {
-            sent,
-            done: Instant::now(),
-            status,
+        latency_us.value_at_quantile(0.99) as f64 / 1000.0
+    }
+}
+
+const OK: Outcome = Outcome::Status(200);
+const SHED: Outcome = Outcome::Status(503);
+
+/// Runs the load generator on `url` for `window` (or until `stop` turns true) with
+/// `connections` connections: a closed loop, or an open loop at `rate_per_s`.
+async fn generate(
+    url: String,
+    bodies: Vec<Bytes>,
+    connections: usize,
+    rate_per_s: Option<f64>,
+    window: Duration,
+    stop: Arc<AtomicBool>,
+) -> Load {
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&samples);
+    let observer = Arc::new(move |answer: &Answer| {
+        let version = serde_json::from_slice::<Value>(&answer.body)
+            .ok()
+            .and_then(|body| body["model"]["version"].as_u64());
+        seen.lock().unwrap().push(Sample {
+            due: answer.due,
+            done: answer.done,
+            outcome: answer.outcome,
             version,
-            retry_after,
+            retry_after: answer.headers.contains_key("retry-after"),
         });
+    });
+    let plan = Plan {
+        url: url.parse().unwrap(),
+        bodies,
+        connections,
+        warmup: Duration::ZERO,
+        measure: window.min(MAX_RUN),
+        max_requests: None,
+        rate_per_s,
+        timeout: Duration::from_secs(10),
+        stop,
+        observer: Some(observer),
+    };
+    let started = Instant::now();
+    let result = run::run(plan).await.expect("the load generator ran");
+    let elapsed = started.elapsed().min(window);
+    let mut tally = ConnectionTally::new();
+    for connection in result.tallies {
+        tally.latency_us.add(&connection.latency_us).unwrap();
+        for (outcome, latency_us) in connection.outcomes {
+            tally
+                .outcomes
+                .entry(outcome)
+                .or_insert_with(report::latency_histogram)
+                .add(&latency_us)
+                .unwrap();
+        }
     }
-    samples
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    Load {
+        elapsed,
+        missed: result.missed,
+        tally,
+        samples,
+    }
 }
 
-/// Runs the load on [`CONNECTIONS`] connections while `during` runs; returns every sample.
-async fn under_load<F: std::future::Future<Output = ()>>(url: &str, during: F) -> Vec<Sample> {
-    under_load_on(CONNECTIONS, url, during).await
-}
-
-/// As [`under_load`] on `count` connections.
-async fn under_load_on<F: std::future::Future<Output = ()>>(
-    count: usize,
-    url: &str,
-    during: F,
-) -> Vec<Sample> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let connections: Vec<_> = (0..count)
-        .map(|id| tokio::spawn(connection_loop(url.to_owned(), Arc::clone(&stop), id)))
-        .collect();
-    during.await;
-    stop.store(true, Ordering::Relaxed);
-    let mut samples = Vec::new();
-    for connection in connections {
-        samples.extend(connection.await.unwrap());
-    }
-    samples
-}
-
-fn p99_ms(samples: &[Sample]) -> f64 {
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    for sample in samples {
-        let micros = (sample.done - sample.sent).as_micros() as u64;
-        histogram.record(micros.max(1)).unwrap();
-    }
-    histogram.value_at_quantile(0.99) as f64 / 1000.0
+/// A closed loop on [`CONNECTIONS`] connections for `window`.
+async fn closed_loop(url: &str, bodies: &[Bytes], window: Duration) -> Load {
+    let never = Arc::new(AtomicBool::new(false));
+    generate(
+        url.to_owned(),
+        bodies.to_vec(),
+        CONNECTIONS,
+        None,
+        window,
+        never,
+    )
+    .await
 }
 
 /// A reload as the test saw it: the swap happened between `started` and `finished`.
@@ -156,7 +224,7 @@ struct Reload {
 fn was_live(sample: &Sample, version: u64, initial: u64, reloads: &[Reload]) -> bool {
     let far = sample.done + Duration::from_secs(3600);
     let mut intervals = vec![(
-        sample.sent,
+        sample.due,
         reloads.first().map_or(far, |r| r.finished),
         initial,
     )];
@@ -166,7 +234,7 @@ fn was_live(sample: &Sample, version: u64, initial: u64, reloads: &[Reload]) -> 
     }
     intervals
         .iter()
-        .any(|&(from, until, live)| live == version && from <= sample.done && sample.sent <= until)
+        .any(|&(from, until, live)| live == version && from <= sample.done && sample.due <= until)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,79 +247,91 @@ async fn one_hundred_reloads_under_load_fail_no_request() {
     assert_eq!(initial, 2);
     let server = TestServer::start_with(store, HttpConfig::default(), Some(TOKEN)).await;
     let url = server.url("/v1/score");
+    let bodies = event_bodies(1000);
 
-    // NOTE: one reload starts every RELOAD_EVERY at most. Back to back, the debug
-    // build spends most of a core validating bundles (golden rows, session builds),
-    // which measures the 2 cores' capacity rather than what a swap does to requests.
+    // NOTE: one reload starts every RELOAD_EVERY at most. Back to back, validating
+    // bundles (golden rows, session builds) would take a core of the two, which
+    // measures the machine's capacity rather than what a swap does to requests.
     const RELOAD_EVERY: Duration = Duration::from_millis(250);
     // The baseline (the same load, no reloads) is measured half before and half after
     // the reloads, so a change in what else runs on the machine weighs on both sides.
     let half_baseline = Duration::from_secs_f64(RELOAD_EVERY.as_secs_f64() * RELOADS as f64 / 2.0);
-    let mut baseline = under_load(&url, tokio::time::sleep(half_baseline)).await;
+    let before = closed_loop(&url, &bodies, half_baseline).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(generate(
+        url.clone(),
+        bodies.clone(),
+        CONNECTIONS,
+        None,
+        MAX_RUN,
+        Arc::clone(&stop),
+    ));
     let reload_client = common::client();
     let timed = Instant::now();
-    let reloads: Vec<Reload> = {
-        let mut reloads = Vec::new();
-        let samples = under_load(&url, async {
-            for _ in 0..RELOADS {
-                let pace = tokio::time::sleep(RELOAD_EVERY);
-                let version = versions.toggle();
-                let started = Instant::now();
-                let response = reload_client
-                    .post(server.url("/admin/reload"))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await
-                    .unwrap();
-                let finished = Instant::now();
-                let body: Value = response.json().await.unwrap();
-                assert_eq!(body["status"], "reloaded", "{body}");
-                assert_eq!(body["version"], version, "{body}");
-                reloads.push(Reload {
-                    started,
-                    finished,
-                    version,
-                });
-                pace.await;
-            }
-        })
-        .await;
-        let reload_secs = timed.elapsed().as_secs_f64();
-        baseline.extend(under_load(&url, tokio::time::sleep(half_baseline)).await);
+    let mut reloads = Vec::new();
+    for _ in 0..RELOADS {
+        let pace = tokio::time::sleep(RELOAD_EVERY);
+        let version = versions.toggle();
+        let started = Instant::now();
+        let response = reload_client
+            .post(server.url("/admin/reload"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let finished = Instant::now();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "reloaded", "{body}");
+        assert_eq!(body["version"], version, "{body}");
+        reloads.push(Reload {
+            started,
+            finished,
+            version,
+        });
+        pace.await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let during = load.await.unwrap();
+    let reload_secs = timed.elapsed().as_secs_f64();
+    let after = closed_loop(&url, &bodies, half_baseline).await;
 
-        let failed: Vec<_> = samples.iter().filter(|s| s.status != 200).collect();
-        let stale = samples
-            .iter()
-            .filter(|s| !s.version.is_some_and(|v| was_live(s, v, initial, &reloads)))
-            .count();
-        let (p99_base, p99_reloads) = (p99_ms(&baseline), p99_ms(&samples));
-        println!(
-            "reload under load: {RELOADS} reloads in {reload_secs:.1} s, {} requests over \
-             {CONNECTIONS} connections, {} non-200, {stale} naming a version not live; \
-             p99 {p99_reloads:.2} ms during reloads vs {p99_base:.2} ms without ({} requests)",
-            samples.len(),
-            failed.len(),
-            baseline.len()
-        );
-        assert!(
-            samples.len() > 10 * RELOADS,
-            "too little load to prove anything"
-        );
-        assert!(
-            failed.is_empty(),
-            "non-200 during reloads: {:?}",
-            failed[0].status
-        );
-        assert_eq!(stale, 0, "responses named a version that was not live");
-        let seen: std::collections::BTreeSet<u64> =
-            samples.iter().filter_map(|s| s.version).collect();
-        assert_eq!(seen, [1, 2].into_iter().collect());
-        assert!(
-            p99_reloads <= 2.0 * p99_base,
-            "p99 {p99_reloads:.2} ms during reloads is over twice {p99_base:.2} ms"
-        );
-        reloads
-    };
+    let failed: Vec<_> = during.samples.iter().filter(|s| s.outcome != OK).collect();
+    let stale = during
+        .samples
+        .iter()
+        .filter(|s| !s.version.is_some_and(|v| was_live(s, v, initial, &reloads)))
+        .count();
+    let mut baseline = before.tally.latency_us.clone();
+    baseline.add(&after.tally.latency_us).unwrap();
+    let p99_base = baseline.value_at_quantile(0.99) as f64 / 1000.0;
+    let p99_reloads = during.p99_ms(None);
+    println!(
+        "reload under load: {RELOADS} reloads in {reload_secs:.1} s, {} requests over \
+         {CONNECTIONS} connections, {} non-200, {stale} naming a version not live; \
+         p99 {p99_reloads:.2} ms during reloads vs {p99_base:.2} ms without ({} requests)",
+        during.total(),
+        failed.len(),
+        baseline.len()
+    );
+    assert!(
+        during.total() > 10 * RELOADS as u64,
+        "too little load to prove anything"
+    );
+    assert_eq!(during.samples.len() as u64, during.total());
+    assert!(
+        failed.is_empty(),
+        "non-200 during reloads: {:?}",
+        failed[0].outcome
+    );
+    assert_eq!(stale, 0, "responses named a version that was not live");
+    let seen: std::collections::BTreeSet<u64> =
+        during.samples.iter().filter_map(|s| s.version).collect();
+    assert_eq!(seen, [1, 2].into_iter().collect());
+    assert!(
+        p99_reloads <= 2.0 * p99_base,
+        "p99 {p99_reloads:.2} ms during reloads is over twice {p99_base:.2} ms"
+    );
     assert_eq!(reloads.len(), RELOADS);
     assert_eq!(server.store.reloads_ok(), RELOADS as u64);
     assert_eq!(server.store.reloads_failed(), 0);
@@ -304,60 +384,40 @@ fn memory_stays_flat_across_one_thousand_reloads() {
     server.terminate();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long-running: make test-reliability"]
-async fn four_times_the_admitted_connections_get_200_or_a_fast_503_with_retry_after() {
-    const WINDOW: Duration = Duration::from_secs(4);
-    const MAX_GROWTH_KIB: u64 = 10 * 1024;
-    /// Accepted p99 under overload, as a multiple of the p99 at capacity.
+/// What an overload run must show against the capacity run before it: only 200s and
+/// 503s, every 503 with Retry-After and no slower than a scored answer, the accepted
+/// p99 within `MAX_P99_GROWTH` times the p99 at capacity, and flat memory.
+fn check_overload(name: &str, capacity: &Load, overload: &Load, rss_kib: (u64, u64)) {
     const MAX_P99_GROWTH: f64 = 3.0;
-    let versions = TwoVersions::new();
-    let cap = CONNECTIONS.to_string();
-    let mut server = ServeProcess::start(&versions.root, &["--max-connections", &cap]);
-    let url = format!("http://{}/v1/score", server.address());
-    let pid = server.pid();
-
-    // Capacity: a closed loop on exactly as many connections as the server admits.
-    let timed = Instant::now();
-    let baseline = under_load(&url, tokio::time::sleep(WINDOW)).await;
-    let capacity = baseline.len() as f64 / timed.elapsed().as_secs_f64();
-    let p99_base = p99_ms(&baseline);
-    assert!(baseline.iter().all(|s| s.status == 200));
-    let rss_before = rss_kib(pid);
-
-    // Four times the connections, each sending again as soon as it is answered: clients
-    // that ignore Retry-After, the worst case for the server.
-    let timed = Instant::now();
-    let samples = under_load_on(4 * CONNECTIONS, &url, tokio::time::sleep(WINDOW)).await;
-    let elapsed = timed.elapsed().as_secs_f64();
-    let rss_after = rss_kib(pid);
-    let answered =
-        |status: u16| -> Vec<&Sample> { samples.iter().filter(|s| s.status == status).collect() };
-    let (ok, shed) = (answered(200), answered(503));
-    let other = samples.len() - ok.len() - shed.len();
-    let p99 = |of: &[&Sample]| p99_of(of.iter().map(|s| s.done - s.sent));
-    let (p99_ok, p99_shed) = (p99(&ok), p99(&shed));
+    const MAX_GROWTH_KIB: u64 = 10 * 1024;
+    let (ok, shed) = (overload.count(OK), overload.count(SHED));
+    let other = overload.total() - ok - shed;
+    let p99_base = capacity.p99_ms(Some(OK));
+    let (p99_ok, p99_shed) = (overload.p99_ms(Some(OK)), overload.p99_ms(Some(SHED)));
     println!(
-        "overload: capacity {capacity:.0} req/s on {CONNECTIONS} connections (p99 \
-         {p99_base:.1} ms); {} connections: {:.0} req/s answered, {} x 200 ({:.0}/s, p99 \
-         {p99_ok:.1} ms), {} x 503 ({:.0}/s, p99 {p99_shed:.1} ms), {other} other or failed; \
+        "{name}: capacity {:.0} req/s (p99 {p99_base:.1} ms, {} of {} shed); overload \
+         {:.0} req/s answered ({} scheduled but never sent): {ok} x 200 ({:.0}/s, p99 \
+         {p99_ok:.1} ms), {shed} x 503 ({:.0}/s, p99 {p99_shed:.1} ms), {other} other; \
          RSS {:.1} -> {:.1} MB",
-        4 * CONNECTIONS,
-        samples.len() as f64 / elapsed,
-        ok.len(),
-        ok.len() as f64 / elapsed,
-        shed.len(),
-        shed.len() as f64 / elapsed,
-        rss_before as f64 / 1024.0,
-        rss_after as f64 / 1024.0
+        capacity.per_second(capacity.count(OK)),
+        capacity.count(SHED),
+        capacity.total(),
+        overload.per_second(overload.total()),
+        overload.missed,
+        overload.per_second(ok),
+        overload.per_second(shed),
+        rss_kib.0 as f64 / 1024.0,
+        rss_kib.1 as f64 / 1024.0
     );
     assert_eq!(other, 0, "only 200 and 503 are acceptable answers");
-    assert!(!shed.is_empty(), "the excess was never shed");
-    assert!(!ok.is_empty(), "the admitted connections were starved");
-    assert!(
-        shed.iter().all(|s| s.retry_after),
-        "every 503 has Retry-After"
-    );
+    assert!(ok > 0, "the admitted connections were starved");
+    assert!(shed > 0, "the excess was never shed");
+    let without_retry_after = overload
+        .samples
+        .iter()
+        .filter(|s| s.outcome == SHED && !s.retry_after)
+        .count();
+    assert_eq!(without_retry_after, 0, "every 503 has Retry-After");
     assert!(
         p99_ok <= MAX_P99_GROWTH * p99_base,
         "accepted p99 {p99_ok:.1} ms against {p99_base:.1} ms at capacity"
@@ -366,19 +426,49 @@ async fn four_times_the_admitted_connections_get_200_or_a_fast_503_with_retry_af
         p99_shed <= p99_ok * 1.2,
         "a 503 ({p99_shed:.1} ms) must come no slower than a scored answer ({p99_ok:.1} ms)"
     );
-    // TODO: the excess is 4x the admitted connections in a closed loop, which offered
-    // about 1.6x the capacity's request rate: on 2 cores the in-test client cannot send
-    // 4x as many requests per second as the server answers.
-    assert!(rss_after.saturating_sub(rss_before) < MAX_GROWTH_KIB);
+    assert!(rss_kib.1.saturating_sub(rss_kib.0) < MAX_GROWTH_KIB);
+}
+
+const OVERLOAD_WINDOW: Duration = Duration::from_secs(4);
+
+/// A server process admitting [`CONNECTIONS`] connections.
+fn capped_server(versions: &TwoVersions) -> ServeProcess {
+    let cap = CONNECTIONS.to_string();
+    ServeProcess::start(&versions.root, &["--max-connections", &cap])
+}
+
+/// Measures capacity with a closed loop on as many connections as the server admits,
+/// then loads it with four times the connections, each sending again as soon as it is
+/// answered: clients that ignore Retry-After, the worst case for the server.
+async fn overload_with_four_times_the_connections(name: &str, path: &str, bodies: Vec<Bytes>) {
+    let versions = TwoVersions::new();
+    let mut server = capped_server(&versions);
+    let url = format!("http://{}{path}", server.address());
+    let capacity = closed_loop(&url, &bodies, OVERLOAD_WINDOW).await;
+    let rss_before = rss_kib(server.pid());
+    let never = Arc::new(AtomicBool::new(false));
+    let connections = 4 * CONNECTIONS;
+    let overload = generate(url, bodies, connections, None, OVERLOAD_WINDOW, never).await;
+    let rss_after = rss_kib(server.pid());
+    check_overload(name, &capacity, &overload, (rss_before, rss_after));
     server.terminate();
 }
 
-fn p99_of(latencies: impl Iterator<Item = Duration>) -> f64 {
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    for latency in latencies {
-        histogram
-            .record((latency.as_micros() as u64).max(1))
-            .unwrap();
-    }
-    histogram.value_at_quantile(0.99) as f64 / 1000.0
+// TODO: both offer 4x the admitted connections, not an open loop at 4x the request
+// rate: on 2 cores the client cannot send 4 times as many requests per second as the
+// server answers (at 4x the batch rate it fell behind its own schedule by seconds).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long-running: make test-reliability"]
+async fn four_times_the_admitted_connections_get_200_or_a_fast_503_with_retry_after() {
+    let bodies = event_bodies(1000);
+    overload_with_four_times_the_connections("overload, single events", "/v1/score", bodies).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long-running: make test-reliability"]
+async fn shed_batches_have_their_bodies_skipped_and_still_get_a_fast_503() {
+    let bodies = batch_bodies(100, 50);
+    let name = "overload, 50-event batches";
+    overload_with_four_times_the_connections(name, "/v1/score/batch", bodies).await;
 }
