@@ -57,7 +57,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LOGIN_SCORER_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
 
-    /// Most open connections; one more gets a 503 with Retry-After and is closed.
+    /// Most connections served at once; each request on one more gets a fast 503 with
+    /// Retry-After until a slot frees.
     #[arg(long, env = "LOGIN_SCORER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
