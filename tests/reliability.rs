@@ -106,7 +106,6 @@ struct Sample {
 /// A finished load run: its counts and latencies by outcome, and every answer.
 struct Load {
     elapsed: Duration,
-    missed: u64,
     tally: ConnectionTally,
     samples: Vec<Sample>,
 }
@@ -138,12 +137,11 @@ const OK: Outcome = Outcome::Status(200);
 const SHED: Outcome = Outcome::Status(503);
 
 /// Runs the load generator on `url` for `window` (or until `stop` turns true) with
-/// `connections` connections: a closed loop, or an open loop at `rate_per_s`.
+/// `connections` connections, each sending its next request as soon as it is answered.
 async fn generate(
     url: String,
     bodies: Vec<Bytes>,
     connections: usize,
-    rate_per_s: Option<f64>,
     window: Duration,
     stop: Arc<AtomicBool>,
 ) -> Load {
@@ -168,7 +166,7 @@ async fn generate(
         warmup: Duration::ZERO,
         measure: window.min(MAX_RUN),
         max_requests: None,
-        rate_per_s,
+        rate_per_s: None,
         timeout: Duration::from_secs(10),
         stop,
         observer: Some(observer),
@@ -191,7 +189,6 @@ async fn generate(
     let samples = std::mem::take(&mut *samples.lock().unwrap());
     Load {
         elapsed,
-        missed: result.missed,
         tally,
         samples,
     }
@@ -200,15 +197,7 @@ async fn generate(
 /// A closed loop on [`CONNECTIONS`] connections for `window`.
 async fn closed_loop(url: &str, bodies: &[Bytes], window: Duration) -> Load {
     let never = Arc::new(AtomicBool::new(false));
-    generate(
-        url.to_owned(),
-        bodies.to_vec(),
-        CONNECTIONS,
-        None,
-        window,
-        never,
-    )
-    .await
+    generate(url.to_owned(), bodies.to_vec(), CONNECTIONS, window, never).await
 }
 
 /// A reload as the test saw it: the swap happened between `started` and `finished`.
@@ -263,7 +252,6 @@ async fn one_hundred_reloads_under_load_fail_no_request() {
         url.clone(),
         bodies.clone(),
         CONNECTIONS,
-        None,
         MAX_RUN,
         Arc::clone(&stop),
     ));
@@ -395,19 +383,20 @@ fn check_overload(name: &str, capacity: &Load, overload: &Load, rss_kib: (u64, u
     let p99_base = capacity.p99_ms(Some(OK));
     let (p99_ok, p99_shed) = (overload.p99_ms(Some(OK)), overload.p99_ms(Some(SHED)));
     println!(
-        "{name}: capacity {:.0} req/s (p99 {p99_base:.1} ms, {} of {} shed); overload \
-         {:.0} req/s answered ({} scheduled but never sent): {ok} x 200 ({:.0}/s, p99 \
-         {p99_ok:.1} ms), {shed} x 503 ({:.0}/s, p99 {p99_shed:.1} ms), {other} other; \
-         RSS {:.1} -> {:.1} MB",
+        "{name}: capacity {:.0} req/s (p99 {p99_base:.1} ms); overload {:.0} req/s \
+         answered: {ok} x 200 ({:.0}/s, p99 {p99_ok:.1} ms), {shed} x 503 ({:.0}/s, p99 \
+         {p99_shed:.1} ms), {other} other; RSS {:.1} -> {:.1} MB",
         capacity.per_second(capacity.count(OK)),
-        capacity.count(SHED),
-        capacity.total(),
         overload.per_second(overload.total()),
-        overload.missed,
         overload.per_second(ok),
         overload.per_second(shed),
         rss_kib.0 as f64 / 1024.0,
         rss_kib.1 as f64 / 1024.0
+    );
+    assert_eq!(
+        capacity.count(OK),
+        capacity.total(),
+        "capacity is measured without 503s"
     );
     assert_eq!(other, 0, "only 200 and 503 are acceptable answers");
     assert!(ok > 0, "the admitted connections were starved");
@@ -431,24 +420,33 @@ fn check_overload(name: &str, capacity: &Load, overload: &Load, rss_kib: (u64, u
 
 const OVERLOAD_WINDOW: Duration = Duration::from_secs(4);
 
-/// A server process admitting [`CONNECTIONS`] connections.
-fn capped_server(versions: &TwoVersions) -> ServeProcess {
-    let cap = CONNECTIONS.to_string();
-    ServeProcess::start(&versions.root, &["--max-connections", &cap])
-}
-
-/// Measures capacity with a closed loop on as many connections as the server admits,
-/// then loads it with four times the connections, each sending again as soon as it is
-/// answered: clients that ignore Retry-After, the worst case for the server.
+/// Measures capacity with a closed loop on [`CONNECTIONS`] connections, then loads a
+/// server admitting that many with four times the connections, each sending again as
+/// soon as it is answered: clients that ignore Retry-After, the worst case for the
+/// server. A first overload run warms the server up; memory is compared across the
+/// second.
+///
+/// NOTE: capacity is measured on a server without the cap: reqwest sometimes opens a
+/// second connection for a client whose first one is not back in its pool yet, and
+/// those would be shed, counting the cap's work in the capacity.
 async fn overload_with_four_times_the_connections(name: &str, path: &str, bodies: Vec<Bytes>) {
     let versions = TwoVersions::new();
-    let mut server = capped_server(&versions);
-    let url = format!("http://{}{path}", server.address());
+    let mut uncapped = ServeProcess::start(&versions.root, &[]);
+    let url = format!("http://{}{path}", uncapped.address());
     let capacity = closed_loop(&url, &bodies, OVERLOAD_WINDOW).await;
-    let rss_before = rss_kib(server.pid());
-    let never = Arc::new(AtomicBool::new(false));
+    uncapped.terminate();
+
+    let cap = CONNECTIONS.to_string();
+    let mut server = ServeProcess::start(&versions.root, &["--max-connections", &cap]);
+    let url = format!("http://{}{path}", server.address());
     let connections = 4 * CONNECTIONS;
-    let overload = generate(url, bodies, connections, None, OVERLOAD_WINDOW, never).await;
+    let overload = |window| {
+        let never = Arc::new(AtomicBool::new(false));
+        generate(url.clone(), bodies.clone(), connections, window, never)
+    };
+    overload(OVERLOAD_WINDOW / 2).await;
+    let rss_before = rss_kib(server.pid());
+    let overload = overload(OVERLOAD_WINDOW).await;
     let rss_after = rss_kib(server.pid());
     check_overload(name, &capacity, &overload, (rss_before, rss_after));
     server.terminate();
