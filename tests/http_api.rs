@@ -635,3 +635,38 @@ async fn a_stalled_upload_times_out_with_408_and_frees_its_slot() {
     assert_eq!(response.status(), StatusCode::OK);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_past_the_request_timeout_answers_408_and_finishes_in_the_background() {
+    let scratch = tempfile::tempdir().unwrap();
+    let shipped = common::latest_shipped_version();
+    common::copy_version(&shipped, scratch.path(), 1);
+    let store = common::loaded_store(scratch.path());
+    // Validating a bundle (golden rows, a session build) takes far longer than 1 ms.
+    let config = HttpConfig {
+        request_timeout: Duration::from_millis(1),
+        ..HttpConfig::default()
+    };
+    let server = TestServer::start_with(store, config, Some("t0ken")).await;
+    common::copy_version(&shipped, scratch.path(), 2);
+
+    let response = common::client()
+        .post(server.url("/admin/reload"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout");
+
+    let deadline = tokio::time::Instant::now() + common::POLL_TIMEOUT;
+    while server.store.current().unwrap().version() != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reload never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}

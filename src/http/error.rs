@@ -47,7 +47,7 @@ pub enum ApiError {
     #[error("no model is loaded yet")]
     NotReady,
     /// The request took longer than the configured timeout.
-    #[error("the request took too long (a stalled upload?)")]
+    #[error("the request took longer than the server's request timeout")]
     RequestTimeout,
     /// Too many requests in flight.
     #[error("too many requests in flight; retry shortly")]

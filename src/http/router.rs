@@ -278,10 +278,23 @@ pub fn build_router_exposing(state: AppState, exposure: Exposure) -> Router {
                 router.route(route.path, route.method_router(&config))
             })
     };
+    // The other routes answer from memory, except the admin reload, which validates a
+    // bundle; they get the timeout too, so no request of any kind runs unbounded.
+    let bounded = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ApiError::RequestTimeout
+        }))
+        .timeout(config.request_timeout);
+
+    // NOTE: axum panics on a route layer over no routes (the admin listener has no
+    // scoring route, and may have nothing else).
     let mut scoring = routes_where(true);
-    // NOTE: axum panics on a route layer over no routes (the admin listener has none).
     if scoring.has_routes() {
         scoring = scoring.route_layer(shed_when_full);
+    }
+    let mut others = routes_where(false);
+    if others.has_routes() {
+        others = others.route_layer(bounded);
     }
 
     // Outermost first: a panic becomes a JSON 500; the request id is set before the
@@ -302,7 +315,7 @@ pub fn build_router_exposing(state: AppState, exposure: Exposure) -> Router {
 
     Router::new()
         .merge(scoring)
-        .merge(routes_where(false))
+        .merge(others)
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         .with_state(state)
