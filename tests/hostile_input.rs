@@ -486,6 +486,16 @@ fn cases() -> Vec<Case> {
             bad("invalid_request"),
         ),
         batch_case(
+            "a bare array of events to batch",
+            serde_json::to_vec(&vec![event(), event()]).unwrap(),
+            bad("invalid_request"),
+        ),
+        batch_case(
+            "an empty array to batch",
+            b"[]".to_vec(),
+            bad("invalid_request"),
+        ),
+        batch_case(
             "events is null",
             b"{\"events\": null}".to_vec(),
             bad("invalid_request"),

@@ -448,6 +448,9 @@ async fn probes_model_info_and_metrics() {
         "login_scorer_http_request_duration_seconds_bucket",
         "login_scorer_score_bucket",
         "login_scorer_serving_version",
+        // No reload happened, yet both series exist for alerts to read.
+        "login_scorer_reloads_total{result=\"ok\"} 0",
+        "login_scorer_reloads_total{result=\"failed\"} 0",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
@@ -668,5 +671,17 @@ async fn a_reload_past_the_request_timeout_answers_408_and_finishes_in_the_backg
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_array_sent_as_a_batch_is_named_as_such() {
+    let server = TestServer::start(common::loaded_store(&common::shipped_model_root())).await;
+    let response = post_json(&server, "/v1/score/batch", &json!([normal_event()])).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("must be a JSON object"), "{message}");
     server.stop().await;
 }

@@ -156,7 +156,16 @@ fn score_batch_body(
     body: &[u8],
     limit: usize,
 ) -> Result<Vec<BatchEntry>, ApiError> {
-    let batch: BatchRequest = parse_json(body)?;
+    // serde reads a struct from an array too, and then says "expected a sequence" about
+    // a body that is one; a bare array of events is a common mistake worth naming.
+    let batch: BatchRequest = parse_json(body).map_err(|err| match err {
+        ApiError::InvalidRequest(_) if body.trim_ascii_start().starts_with(b"[") => {
+            ApiError::InvalidRequest(
+                "a batch must be a JSON object {\"events\": [...]}, got an array".to_owned(),
+            )
+        }
+        other => other,
+    })?;
     if batch.events.len() > limit {
         return Err(ApiError::BatchTooLarge {
             count: batch.events.len(),
