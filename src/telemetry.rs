@@ -1,5 +1,6 @@
 //! Logging and metrics set-up shared by every command, and the metric names.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -42,6 +43,7 @@ pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
@@ -115,6 +117,11 @@ fn describe_metrics() {
     );
     metrics::describe_counter!(MISSING_VALUES, "Missing event fields, by feature");
     metrics::describe_counter!(RELOADS, "Bundle reload attempts by result");
+    // Both series exist from the start, so an alert on failed reloads sees a 0, not
+    // no data.
+    for result in ["ok", "failed"] {
+        metrics::counter!(RELOADS, "result" => result).absolute(0);
+    }
     metrics::describe_gauge!(SERVING_VERSION, "Model version being served");
 }
 
