@@ -21,13 +21,16 @@ use crate::scoring::{InferenceError, PreprocessorError};
 
 /// How to get a bundle when there is none.
 pub const BUNDLE_FIX: &str =
-    "`make train` writes one, or use the shipped artifacts/rba-autoencoder";
+    "`make train` writes one, or use the checkout's shipped artifacts/rba-autoencoder";
 
 /// Why a bundle (or a model root) cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// The model root is not a directory.
-    #[error("model root {path} is not a directory; {BUNDLE_FIX}")]
+    #[error(
+        "model root {path} is not a directory (a relative path starts from the current \
+         directory); {BUNDLE_FIX}"
+    )]
     NoModelRoot {
         /// The configured root.
         path: PathBuf,

@@ -9,9 +9,10 @@ use std::sync::Mutex;
 use ort::environment::Environment;
 
 /// How to get a runtime when it is missing.
-pub const RUNTIME_FIX: &str = "`make setup` installs it into .venv; or `pip install \
-     onnxruntime==1.31.1` and set ORT_DYLIB_PATH (or --ort-dylib-path) to its \
-     onnxruntime/capi/libonnxruntime.so.1.31.1";
+pub const RUNTIME_FIX: &str = "the default path is relative to the current directory, \
+     so run from the checkout, where `make setup` installs it into .venv; or set \
+     ORT_DYLIB_PATH (or --ort-dylib-path) to the absolute path of \
+     onnxruntime/capi/libonnxruntime.so.1.31.1 from `pip install onnxruntime==1.31.1`";
 
 /// Where the Python wheel installed by `make setup` puts the library, relative to the repo.
 const VENV_SITE_PACKAGES: &str = ".venv/lib";

@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(long, env = "LOGIN_SCORER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
-    /// Longest a scoring request may take, body upload included, in seconds; then 408.
+    /// Longest any request may take, body upload included, in seconds; then 408.
     /// Also how long a client may take to send headers or stay idle between requests.
     #[arg(
         long,

@@ -33,7 +33,7 @@ pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Default most scoring requests in flight before new ones are shed with 503.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
-/// Default longest time a scoring request may take.
+/// Default longest time a request may take.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An HTTP method the service routes on.
@@ -179,7 +179,7 @@ pub struct HttpConfig {
     pub max_batch_bytes: usize,
     /// Most scoring requests in flight; more are shed with 503 and Retry-After.
     pub max_in_flight: usize,
-    /// Longest a scoring request may take, body upload included; then 408.
+    /// Longest any request may take, body upload included; then 408.
     pub request_timeout: Duration,
 }
 
