@@ -6,7 +6,7 @@
 #   make test-reliability   100 reloads under load, 1,000 reloads' memory, 4x overload
 #   make fuzz    each fuzz target (fuzz/) for FUZZ_SECONDS; installs cargo-fuzz if missing
 #   make bench           criterion benchmarks of the scoring stages (bounded, not in make test)
-#   make bench-load      load a running service (BENCH_URL) with events from DATA
+#   make bench-load      load a running service (BENCH_URL) with events from BENCH_EVENTS
 #   make bench-compare   login-scorer vs HTTP floor vs FastAPI peer, appended to BENCHMARKS.md
 #
 # Python lives in .venv (created on first use); the service loads ONNX Runtime
@@ -171,6 +171,8 @@ $(PEERS_STAMP): benches/peers/requirements.txt training/requirements-runtime.txt
 	touch $@
 
 bench-load:
+	@test -f "$(BENCH_EVENTS)" || { echo "no events file $(BENCH_EVENTS): run \
+	make data, or set BENCH_EVENTS to an RBA CSV (plain or .gz)" >&2; exit 1; }
 	cargo bench --locked --bench load -- --url $(BENCH_URL) --events $(BENCH_EVENTS) \
 		--connections $(CONNECTIONS) --duration-secs $(DURATION_SECS) $(LOAD_ARGS)
 
