@@ -50,7 +50,7 @@ pub enum ApiError {
     #[error("the request took longer than the server's request timeout")]
     RequestTimeout,
     /// Too many requests in flight.
-    #[error("too many requests in flight; retry shortly")]
+    #[error("the server is at capacity; retry shortly")]
     Overloaded,
     /// No such route (or a disabled one).
     #[error("no such route")]
