@@ -521,6 +521,20 @@ async fn admin_reload_needs_the_token_and_is_off_without_one() {
     assert_eq!(right.status(), StatusCode::OK);
     let body: Value = right.json().await.unwrap();
     assert_eq!(body["status"], "unchanged");
+    // The scheme is case-insensitive; another scheme is not a bearer token.
+    for (header, status) in [
+        ("bearer s3cret", 200),
+        ("Basic s3cret", 401),
+        ("s3cret", 401),
+    ] {
+        let response = client
+            .post(on.url("/admin/reload"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{header}");
+    }
     on.stop().await;
 }
 
@@ -683,5 +697,115 @@ async fn a_bare_array_sent_as_a_batch_is_named_as_such() {
     assert_eq!(body["error"]["code"], "invalid_request");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("must be a JSON object"), "{message}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_given_before_the_body_was_read_says_the_connection_closes() {
+    let store = common::loaded_store(&common::shipped_model_root());
+    let config = HttpConfig {
+        max_in_flight: 1,
+        ..HttpConfig::default()
+    };
+    let server = TestServer::start_with(store, config, None).await;
+    let client = common::client();
+    let closes = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("connection")
+            .is_some_and(|value| value == "close")
+    };
+    let big_body = format!("{{\"country\": \"{}\"}}", "N".repeat(60_000));
+
+    // A body sent to a path that does not exist is never read.
+    let response = client
+        .post(server.url("/nope"))
+        .header("content-type", "application/json")
+        .body(big_body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(closes(&response), "{:?}", response.headers());
+
+    // A stalled upload holds the one in-flight slot, so the next is shed unread.
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/score HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: 1000\r\n\r\n{{\"country\":"
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = client
+        .post(server.url("/v1/score"))
+        .header("content-type", "application/json")
+        .body(big_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(closes(&response), "{:?}", response.headers());
+    drop(stalled);
+
+    // A body read to its end keeps the connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = post_json(&server, "/v1/score", &normal_event()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!closes(&response), "{:?}", response.headers());
+    server.stop().await;
+}
+
+/// Sends `wire` on a fresh connection, optionally shuts the write side, and reads until
+/// the server closes or answers.
+async fn raw_exchange(server: &TestServer, wire: &[u8], half_close: bool) -> String {
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(wire).await.unwrap();
+    if half_close {
+        stream.shutdown().await.unwrap();
+    }
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(common::POLL_TIMEOUT, stream.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_shuts_its_write_side_still_gets_its_answer() {
+    let server = shipped_server().await;
+    let event = normal_event().to_string();
+    let request = format!(
+        "POST /v1/score HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{event}",
+        event.len()
+    );
+    // Whether the end of stream reaches the server before or after the request is
+    // parsed varies, so try several times.
+    for _ in 0..20 {
+        let answer = raw_exchange(&server, request.as_bytes(), true).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_head_is_refused_with_431_once_it_passes_64_kib() {
+    let server = shipped_server().await;
+    // No blank line: the head never ends, so only the buffer limit answers it.
+    let endless = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}",
+        "a".repeat(70 * 1024)
+    );
+    let answer = raw_exchange(&server, endless.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    let fits = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(60 * 1024)
+    );
+    let answer = raw_exchange(&server, fits.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     server.stop().await;
 }

@@ -5,14 +5,19 @@
 //! timer (so a client sending half a header, or an idle keep-alive client, would hold
 //! its connection for ever) and accepts connections without limit.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::Request;
-use hyper::body::Incoming;
+use axum::http::{HeaderValue, Request, header};
+use bytes::Bytes;
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
@@ -27,6 +32,12 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Pause after an accept error (e.g. out of file descriptors) so it cannot spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+/// Accept errors come in runs; one warning per this interval says how many there were.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Largest request head hyper buffers (its default is about 400 KB). An admitted
+/// connection that sends half a head holds this much until the header timeout, and
+/// `--max-connections` of them hold it each; a longer head gets 431.
+const MAX_HEAD_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Limits of the listener itself.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +92,12 @@ pub async fn serve_with(
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD_BUFFER_BYTES)
+        // A client may shut its write side once its request is sent and still read
+        // the answer.
+        .half_close(true);
+    let mut accept_errors = AcceptErrors::default();
     tokio::pin!(shutdown);
 
     loop {
@@ -92,7 +108,7 @@ pub async fn serve_with(
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(err) => {
-                tracing::warn!(error = %err, "cannot accept a connection");
+                accept_errors.record(&err);
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                 continue;
             }
@@ -144,10 +160,28 @@ struct Connection {
 
 impl Connection {
     /// Serves `stream` with hyper until it closes; `_slot` is given back then.
+    ///
+    /// An answer given before the request's body was read to its end (a 404, a 503
+    /// from the in-flight limit) says `connection: close`: hyper closes such a
+    /// connection once the unread body is more than it can drain cheaply, and a client
+    /// not told so loses its next request on it.
     async fn serve(self, stream: TcpStream, _slot: OwnedSemaphorePermit) {
         let router = self.router;
         let service = tower::service_fn(move |request: Request<Incoming>| {
-            router.clone().oneshot(request.map(Body::new))
+            let (parts, body) = request.into_parts();
+            let (body, read_to_end) = WatchedBody::new(body);
+            let answer = router
+                .clone()
+                .oneshot(Request::from_parts(parts, Body::new(body)));
+            async move {
+                let mut response = answer.await?;
+                if !read_to_end.load(Ordering::Relaxed) {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = self.watcher.watch(
             self.http1
@@ -157,6 +191,73 @@ impl Connection {
         // already answered what could be answered.
         if let Err(err) = connection.await {
             tracing::debug!(error = %err, "connection ended with an error");
+        }
+    }
+}
+
+/// A request body that records whether it was read to its end.
+struct WatchedBody {
+    inner: Incoming,
+    read_to_end: Arc<AtomicBool>,
+}
+
+impl WatchedBody {
+    fn new(inner: Incoming) -> (WatchedBody, Arc<AtomicBool>) {
+        let read_to_end = Arc::new(AtomicBool::new(inner.is_end_stream()));
+        let body = WatchedBody {
+            inner,
+            read_to_end: Arc::clone(&read_to_end),
+        };
+        (body, read_to_end)
+    }
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read_to_end.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Accept errors, logged once per [`ACCEPT_ERROR_LOG_EVERY`] with how many there were:
+/// out of file descriptors, they repeat every [`ACCEPT_ERROR_BACKOFF`].
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    fn record(&mut self, err: &std::io::Error) {
+        self.unlogged += 1;
+        let due = self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= ACCEPT_ERROR_LOG_EVERY);
+        if due {
+            tracing::warn!(
+                error = %err,
+                errors = self.unlogged,
+                "cannot accept connections (further errors are counted, reported every 10 s)"
+            );
+            self.last_logged = Some(std::time::Instant::now());
+            self.unlogged = 0;
         }
     }
 }
