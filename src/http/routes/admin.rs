@@ -9,8 +9,8 @@ use crate::bundle::{ReloadOutcome, ReloadTrigger};
 use crate::http::error::ApiError;
 use crate::http::router::AppState;
 
-/// Needs `Authorization: Bearer <token>`. Without a configured token the route answers
-/// 404, as if it did not exist.
+/// Needs `Authorization: Bearer <token>` (the scheme in any case, as RFC 9110 has it).
+/// Without a configured token the route answers 404, as if it did not exist.
 pub async fn reload(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -19,7 +19,9 @@ pub async fn reload(
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     if !presented.is_some_and(|presented| token.matches(presented.trim())) {
         return Err(ApiError::Unauthorized);
     }
