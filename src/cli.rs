@@ -98,6 +98,15 @@ fn parse_percentile(text: &str) -> Result<f64, String> {
     }
 }
 
+/// As [`parse_seconds`], refusing zero: for limits where zero would refuse everything.
+pub(crate) fn parse_positive_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds = parse_seconds(text)?;
+    if seconds.is_zero() {
+        return Err("must be more than 0 seconds".to_owned());
+    }
+    Ok(seconds)
+}
+
 /// A non-negative, finite number of seconds.
 pub(crate) fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
     let value: f64 = text
@@ -105,4 +114,21 @@ pub(crate) fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
         .map_err(|_| format!("`{text}` is not a number"))?;
     std::time::Duration::try_from_secs_f64(value)
         .map_err(|_| format!("{value} is not a non-negative, finite number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_finite_and_non_negative_and_a_timeout_is_more_than_zero() {
+        assert_eq!(parse_seconds("0").unwrap(), std::time::Duration::ZERO);
+        assert_eq!(parse_seconds("2.5").unwrap().as_millis(), 2500);
+        for bad in ["-1", "1e30", "NaN", "ten"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+        assert!(parse_positive_seconds("0").is_err());
+        assert!(parse_positive_seconds("0.0").is_err());
+        assert_eq!(parse_positive_seconds("0.5").unwrap().as_millis(), 500);
+    }
 }

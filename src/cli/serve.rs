@@ -68,7 +68,7 @@ pub struct ServeArgs {
         long,
         env = "LOGIN_SCORER_REQUEST_TIMEOUT_SECONDS",
         default_value = "10",
-        value_parser = super::parse_seconds
+        value_parser = super::parse_positive_seconds
     )]
     pub request_timeout_seconds: Duration,
 
