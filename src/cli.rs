@@ -26,8 +26,15 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `login_scorer=debug`.
-    #[arg(long, env = "LOGIN_SCORER_LOG", default_value = "info", global = true)]
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `login_scorer=debug`. The
+    /// default quiets the file watcher's own notes (a removed version directory makes it
+    /// log a harmless "unable to remove watch descriptor").
+    #[arg(
+        long,
+        env = "LOGIN_SCORER_LOG",
+        default_value = "info,notify=warn",
+        global = true
+    )]
     pub log: String,
 
     /// ONNX Runtime shared library [default: $ORT_DYLIB_PATH, else the .venv wheel's].
