@@ -255,18 +255,19 @@ pub fn build_router_exposing(state: AppState, exposure: Exposure) -> Router {
     // Shedding sits in front of the scoring routes only, so probes and /metrics still
     // answer under overload. One semaphore is shared by both scoring routes.
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-    // The timeout sits inside the limit so a client that stalls mid-body gives its slot
-    // back instead of holding it forever.
     let shed_when_full = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
-            if err.is::<tower::timeout::error::Elapsed>() {
-                ApiError::RequestTimeout
-            } else {
-                ApiError::Overloaded
-            }
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ApiError::Overloaded
         }))
         .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight));
+    // Every route answers within the timeout, the admin reload's bundle validation
+    // included. A request dropped at the timeout gives its in-flight slot back with it,
+    // so a client that stalls mid-body cannot hold one forever.
+    let bounded = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ApiError::RequestTimeout
+        }))
         .timeout(config.request_timeout);
 
     let routes_where = |scoring: bool| {
@@ -278,23 +279,15 @@ pub fn build_router_exposing(state: AppState, exposure: Exposure) -> Router {
                 router.route(route.path, route.method_router(&config))
             })
     };
-    // The other routes answer from memory, except the admin reload, which validates a
-    // bundle; they get the timeout too, so no request of any kind runs unbounded.
-    let bounded = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-            ApiError::RequestTimeout
-        }))
-        .timeout(config.request_timeout);
-
     // NOTE: axum panics on a route layer over no routes (the admin listener has no
-    // scoring route, and may have nothing else).
+    // scoring route).
     let mut scoring = routes_where(true);
     if scoring.has_routes() {
         scoring = scoring.route_layer(shed_when_full);
     }
-    let mut others = routes_where(false);
-    if others.has_routes() {
-        others = others.route_layer(bounded);
+    let mut routes = scoring.merge(routes_where(false));
+    if routes.has_routes() {
+        routes = routes.route_layer(bounded);
     }
 
     // Outermost first: a panic becomes a JSON 500; the request id is set before the
@@ -313,9 +306,7 @@ pub fn build_router_exposing(state: AppState, exposure: Exposure) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(axum_middleware::from_fn(middleware::record_metrics));
 
-    Router::new()
-        .merge(scoring)
-        .merge(others)
+    routes
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         .with_state(state)
