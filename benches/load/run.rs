@@ -114,8 +114,11 @@ pub fn connection_client(timeout: Duration) -> anyhow::Result<Client> {
         .context("building the HTTP client")
 }
 
+/// How a request ended, with the answer's headers and body (empty after a failure).
+pub type Sent = (Outcome, HeaderMap, Bytes);
+
 /// Sends one body and reads the whole answer, so the connection can be reused.
-pub async fn send(client: &Client, url: &Url, body: Bytes) -> (Outcome, HeaderMap, Bytes) {
+pub async fn send(client: &Client, url: &Url, body: Bytes) -> Sent {
     let sent = client
         .post(url.clone())
         .header(CONTENT_TYPE, "application/json")
@@ -149,8 +152,6 @@ fn record(shared: &Shared, tally: &mut ConnectionTally, due: Instant, sent: Sent
         });
     }
 }
-
-type Sent = (Outcome, HeaderMap, Bytes);
 
 fn transport_outcome(error: &reqwest::Error) -> Outcome {
     if error.is_timeout() {
