@@ -59,7 +59,8 @@ async fn a_new_version_is_swapped_in_while_requests_run() {
                 }
                 let batch = i % 5 == 0;
                 let request = if batch {
-                    json!({"events": [common::desktop_login(task), common::desktop_login(i as i64)]})
+                    let events = [common::desktop_login(task), common::desktop_login(i as i64)];
+                    json!({ "events": events })
                 } else {
                     common::desktop_login(task)
                 };

@@ -47,6 +47,17 @@ impl KeepAlive {
         )
     }
 
+    /// A connection that has had one event scored (200), and so holds a slot.
+    fn served(address: &str) -> KeepAlive {
+        let mut client = KeepAlive::connect(address);
+        client
+            .write(KeepAlive::head(address, EVENT.len()).as_bytes())
+            .unwrap();
+        client.write(EVENT.as_bytes()).unwrap();
+        assert_eq!(client.read_response(), Some(200));
+        client
+    }
+
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.reader.get_mut().write_all(bytes)
     }
@@ -95,15 +106,7 @@ fn sigterm_under_load_finishes_requests_in_flight_and_exits_within_the_drain() {
 
     // Idle keep-alive clients: one request each, then silence.
     let mut idle: Vec<KeepAlive> = (0..IDLE_CLIENTS)
-        .map(|_| {
-            let mut client = KeepAlive::connect(&address);
-            client
-                .write(KeepAlive::head(&address, EVENT.len()).as_bytes())
-                .unwrap();
-            client.write(EVENT.as_bytes()).unwrap();
-            assert_eq!(client.read_response(), Some(200));
-            client
-        })
+        .map(|_| KeepAlive::served(&address))
         .collect();
 
     // Load on keep-alive connections until the server goes away.
@@ -298,17 +301,7 @@ fn connections_over_the_cap_get_a_fast_503_and_idle_ones_time_out() {
 
     // Keep-alive clients take every slot (a connection claims one when accepted), then
     // fall silent; another, over the cap, sends half a header and stops.
-    let mut slow: Vec<KeepAlive> = (0..CAP)
-        .map(|_| {
-            let mut client = KeepAlive::connect(&address);
-            client
-                .write(KeepAlive::head(&address, EVENT.len()).as_bytes())
-                .unwrap();
-            client.write(EVENT.as_bytes()).unwrap();
-            assert_eq!(client.read_response(), Some(200));
-            client
-        })
-        .collect();
+    let mut slow: Vec<KeepAlive> = (0..CAP).map(|_| KeepAlive::served(&address)).collect();
     let mut half = KeepAlive::connect(&address);
     half.write(b"POST /v1/score HTTP/1.1\r\nhost: x\r\n")
         .unwrap();
@@ -363,8 +356,7 @@ fn a_connection_over_the_cap_keeps_getting_503_then_is_served_once_a_slot_frees(
             .collect::<Vec<_>>()
     };
 
-    let mut admitted = KeepAlive::connect(&address);
-    assert_eq!(send(&mut admitted, &one, 1), [Some(200)]);
+    let mut admitted = KeepAlive::served(&address);
     // Over the cap: each request, bodies and pipelined ones included, gets its 503 on
     // the same open connection.
     let mut waiting = KeepAlive::connect(&address);
