@@ -116,9 +116,7 @@ impl Shedder {
             }
         }
     }
-}
 
-impl Shedder {
     /// Waits, at most the timeout, for the next bytes on an idle connection. A slot free
     /// when they come admits the connection before a byte is read. Readiness can be
     /// stale (it outlives a read that exactly filled the buffer): then nothing is read,
