@@ -72,6 +72,24 @@ impl ConnectionTally {
     }
 }
 
+/// Adds one connection's recordings to a latency histogram and per-outcome histograms.
+pub fn merge_into(
+    latency_us: &mut Histogram<u64>,
+    outcomes: &mut BTreeMap<Outcome, Histogram<u64>>,
+    tally: ConnectionTally,
+) {
+    latency_us
+        .add(&tally.latency_us)
+        .expect("histograms share the same bounds");
+    for (outcome, latency) in tally.outcomes {
+        outcomes
+            .entry(outcome)
+            .or_insert_with(latency_histogram)
+            .add(&latency)
+            .expect("histograms share the same bounds");
+    }
+}
+
 fn percentiles_us(latency_us: &Histogram<u64>) -> Value {
     let at = |percentile: f64| latency_us.value_at_quantile(percentile / 100.0);
     json!({
@@ -108,16 +126,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn merge(&mut self, tally: ConnectionTally) {
-        self.latency_us
-            .add(&tally.latency_us)
-            .expect("histograms share the same bounds");
-        for (outcome, latency_us) in tally.outcomes {
-            self.outcomes
-                .entry(outcome)
-                .or_insert_with(latency_histogram)
-                .add(&latency_us)
-                .expect("histograms share the same bounds");
-        }
+        merge_into(&mut self.latency_us, &mut self.outcomes, tally);
     }
 
     pub fn requests(&self) -> u64 {
