@@ -118,9 +118,7 @@ impl ApiError {
             message: self.to_string(),
         }
     }
-}
 
-impl ApiError {
     /// The JSON body of this error's response, as [`IntoResponse`] writes it.
     pub fn body_json(&self) -> Vec<u8> {
         let detail = self.detail();
