@@ -483,7 +483,7 @@ async fn overload_with_four_times_the_connections(name: &str, path: &str, bodies
     let cap = CONNECTIONS.to_string();
     let mut server = ServeProcess::start(&versions.root, &["--max-connections", &cap]);
     let url = format!("http://{}{path}", server.address());
-    run(&url, connections, OVERLOAD_WINDOW / 2).await;
+    run(&url, connections, OVERLOAD_WINDOW).await;
     let rss_before = rss_kib(server.pid());
     let shed = run(&url, connections, OVERLOAD_WINDOW).await;
     let rss_after = rss_kib(server.pid());
